@@ -1,0 +1,9 @@
+// fastface C++ core: alignment, embedding and matching. Include this one header.
+#pragma once
+
+#include "fastface/align.h"
+#include "fastface/embedder.h"
+#include "fastface/error.h"
+#include "fastface/image.h"
+#include "fastface/match.h"
+#include "fastface/simd.h"

@@ -1,0 +1,289 @@
+// pybind11 bindings: fastface._core. Thin by design — shapes and dtypes are checked here,
+// everything else happens in the C++ core with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fastface/fastface.h"
+
+namespace py = pybind11;
+using namespace fastface;
+
+namespace {
+
+PixelFormat parse_format(const std::string& name) {
+    if (name == "BGR") return PixelFormat::BGR;
+    if (name == "RGB") return PixelFormat::RGB;
+    if (name == "GRAY") return PixelFormat::Gray;
+    throw Error(ErrorCode::InvalidArgument, "channel order must be 'BGR', 'RGB' or 'GRAY', got '" + name + "'");
+}
+
+// A uint8 image of shape (H, W) or (H, W, C) with packed pixels and any row stride.
+ImageView image_view(const py::array& image, const std::string& color_order) {
+    if (!image.dtype().is(py::dtype::of<std::uint8_t>()))
+        throw Error(ErrorCode::InvalidArgument, "image must be uint8, got " + std::string(py::str(image.dtype())));
+    if (image.ndim() != 2 && image.ndim() != 3)
+        throw Error(ErrorCode::InvalidArgument, "image must be HxW or HxWxC, got " + std::to_string(image.ndim()) + " dimensions");
+    const int channels = image.ndim() == 3 ? static_cast<int>(image.shape(2)) : 1;
+    if (channels != 1 && channels != 3)
+        throw Error(ErrorCode::InvalidArgument, "image must have 1 or 3 channels, got " + std::to_string(channels));
+    ImageView view;
+    view.data = static_cast<const std::uint8_t*>(image.data());
+    view.height = static_cast<int>(image.shape(0));
+    view.width = static_cast<int>(image.shape(1));
+    view.format = channels == 1 ? PixelFormat::Gray : parse_format(color_order);
+    view.row_stride = image.strides(0);
+    if ((image.ndim() == 3 && image.strides(2) != 1) || image.strides(1) != channels || view.row_stride < 0)
+        throw Error(ErrorCode::InvalidArgument, "image pixels must be packed with a positive row stride (use np.ascontiguousarray)");
+    validate(view);
+    return view;
+}
+
+std::vector<Point2f> points(const py::array_t<float, py::array::c_style | py::array::forcecast>& a, const char* what) {
+    if (a.ndim() != 2 || a.shape(1) != 2)
+        throw Error(ErrorCode::InvalidArgument, std::string(what) + " must have shape (N, 2)");
+    std::vector<Point2f> out(static_cast<std::size_t>(a.shape(0)));
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = {a.at(i, 0), a.at(i, 1)};
+    return out;
+}
+
+Affine affine(const py::array_t<double, py::array::c_style | py::array::forcecast>& m) {
+    if (m.ndim() != 2 || m.shape(0) != 2 || m.shape(1) != 3)
+        throw Error(ErrorCode::InvalidArgument, "matrix must have shape (2, 3)");
+    Affine out;
+    for (int i = 0; i < 6; ++i) out[i] = m.data()[i];
+    return out;
+}
+
+using FloatMatrix = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+std::size_t rows_of(const FloatMatrix& a, const char* what, std::size_t& dim) {
+    if (a.ndim() != 2) throw Error(ErrorCode::InvalidArgument, std::string(what) + " must be 2-D (N, D)");
+    dim = static_cast<std::size_t>(a.shape(1));
+    return static_cast<std::size_t>(a.shape(0));
+}
+
+InputNorm input_norm(const std::string& order, const std::array<float, 3>& mean, const std::array<float, 3>& scale) {
+    InputNorm norm;
+    norm.order = parse_format(order);
+    norm.mean = mean;
+    norm.scale = scale;
+    return norm;
+}
+
+py::array_t<std::uint8_t> u8_image(int height, int width, int channels) {
+    if (channels == 1) return py::array_t<std::uint8_t>({height, width});
+    return py::array_t<std::uint8_t>({height, width, channels});
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fastface C++ core: alignment, ncnn embedding and cosine matching";
+
+    static py::exception<Error> model_error(m, "ModelError", PyExc_ValueError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const Error& e) {
+            switch (e.code()) {
+                case ErrorCode::InvalidArgument: PyErr_SetString(PyExc_ValueError, e.what()); return;
+                case ErrorCode::Io: PyErr_SetString(PyExc_OSError, e.what()); return;
+                case ErrorCode::ModelFormat: model_error(e.what()); return;
+                case ErrorCode::Runtime: PyErr_SetString(PyExc_RuntimeError, e.what()); return;
+            }
+        }
+    });
+
+    m.def("available_isas", [] {
+        std::vector<std::string> names;
+        for (Isa isa : available_isas()) names.emplace_back(isa_name(isa));
+        return names;
+    }, "Instruction sets this CPU can run, scalar first, best last.");
+    m.def("best_isa", [] { return std::string(isa_name(best_isa())); });
+
+    m.def("arcface_template", [](int width, int height) {
+        py::array_t<float> out({5, 2});
+        const std::vector<Point2f> t = arcface_template(width, height);
+        for (int i = 0; i < 5; ++i) {
+            out.mutable_at(i, 0) = t[i].x;
+            out.mutable_at(i, 1) = t[i].y;
+        }
+        return out;
+    }, py::arg("width") = 112, py::arg("height") = 112);
+
+    m.def("estimate_similarity", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& src,
+                                    const py::array_t<float, py::array::c_style | py::array::forcecast>& dst) {
+        const Affine a = estimate_similarity(points(src, "source points"), points(dst, "destination points"));
+        py::array_t<double> out({2, 3});
+        for (int i = 0; i < 6; ++i) out.mutable_data()[i] = a[i];
+        return out;
+    }, py::arg("src"), py::arg("dst"));
+
+    m.def("invert_affine", [](const py::array_t<double, py::array::c_style | py::array::forcecast>& matrix) {
+        const Affine a = invert_affine(affine(matrix));
+        py::array_t<double> out({2, 3});
+        for (int i = 0; i < 6; ++i) out.mutable_data()[i] = a[i];
+        return out;
+    }, py::arg("matrix"));
+
+    m.def("validate_landmarks", [](const py::array& image, const std::string& order,
+                                   const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks) {
+        validate_landmarks(image_view(image, order), points(landmarks, "landmarks"));
+    }, py::arg("image"), py::arg("order"), py::arg("landmarks"));
+
+    m.def("warp_u8", [](const py::array& image, const std::string& order,
+                        const py::array_t<double, py::array::c_style | py::array::forcecast>& dst_to_src, int width,
+                        int height, int border, const std::string& isa) {
+        const ImageView view = image_view(image, order);
+        if (border < 0 || border > 255) throw Error(ErrorCode::InvalidArgument, "border value must be 0..255");
+        WarpParams params{affine(dst_to_src), width, height, static_cast<std::uint8_t>(border)};
+        if (width <= 0 || height <= 0) throw Error(ErrorCode::InvalidArgument, "output size must be positive");
+        py::array_t<std::uint8_t> out = u8_image(height, width, view.channels());
+        std::uint8_t* dst = out.mutable_data();
+        const Isa which = isa.empty() ? best_isa() : isa_from_name(isa);
+        py::gil_scoped_release release;
+        warp_to_u8(view, params, dst, which);
+        return out;
+    }, py::arg("image"), py::arg("order"), py::arg("dst_to_src"), py::arg("width"), py::arg("height"),
+       py::arg("border") = 0, py::arg("isa") = "",
+       "Bilinear warp to a uint8 crop; dst_to_src maps output pixels to source pixels.");
+
+    m.def("warp_planar", [](const py::array& image, const std::string& order,
+                            const py::array_t<double, py::array::c_style | py::array::forcecast>& dst_to_src, int width,
+                            int height, const std::string& net_order, std::array<float, 3> mean,
+                            std::array<float, 3> scale, int border, const std::string& isa) {
+        const ImageView view = image_view(image, order);
+        if (border < 0 || border > 255) throw Error(ErrorCode::InvalidArgument, "border value must be 0..255");
+        if (width <= 0 || height <= 0) throw Error(ErrorCode::InvalidArgument, "output size must be positive");
+        WarpParams params{affine(dst_to_src), width, height, static_cast<std::uint8_t>(border)};
+        const InputNorm norm = input_norm(net_order, mean, scale);
+        const int channels = channel_count(norm.order);
+        py::array_t<float> out({channels, height, width});
+        float* planes[3];
+        for (int c = 0; c < channels; ++c) planes[c] = out.mutable_data() + static_cast<std::ptrdiff_t>(c) * width * height;
+        const Isa which = isa.empty() ? best_isa() : isa_from_name(isa);
+        py::gil_scoped_release release;
+        warp_to_planar(view, params, norm, planes, which);
+        return out;
+    }, py::arg("image"), py::arg("order"), py::arg("dst_to_src"), py::arg("width"), py::arg("height"),
+       py::arg("net_order"), py::arg("mean"), py::arg("scale"), py::arg("border") = 0, py::arg("isa") = "",
+       "Bilinear warp fused with channel reorder and (x - mean) * scale, to planar float (C, H, W).");
+
+    m.def("cosine_matrix", [](const FloatMatrix& queries, const FloatMatrix& gallery, int threads, const std::string& isa) {
+        std::size_t dq = 0, dg = 0;
+        const std::size_t nq = rows_of(queries, "queries", dq), n = rows_of(gallery, "gallery", dg);
+        if (dq != dg) throw Error(ErrorCode::InvalidArgument, "dimension mismatch: queries have " + std::to_string(dq) +
+                                                                  ", gallery has " + std::to_string(dg));
+        py::array_t<float> out({nq, n});
+        float* dst = out.mutable_data();
+        const Isa which = isa.empty() ? best_isa() : isa_from_name(isa);
+        py::gil_scoped_release release;
+        cosine_matrix(queries.data(), nq, gallery.data(), n, dq, dst, threads, which);
+        return out;
+    }, py::arg("queries"), py::arg("gallery"), py::arg("threads") = 0, py::arg("isa") = "");
+
+    m.def("search", [](const FloatMatrix& queries, const FloatMatrix& gallery, std::int64_t k, int threads,
+                       const std::string& isa) {
+        std::size_t dq = 0, dg = 0;
+        const std::size_t nq = rows_of(queries, "queries", dq), n = rows_of(gallery, "gallery", dg);
+        if (dq != dg) throw Error(ErrorCode::InvalidArgument, "dimension mismatch: queries have " + std::to_string(dq) +
+                                                                  ", gallery has " + std::to_string(dg));
+        if (k <= 0 || static_cast<std::size_t>(k) > n)
+            throw Error(ErrorCode::InvalidArgument, "k must be between 1 and the gallery size " + std::to_string(n) +
+                                                        ", got " + std::to_string(k));
+        py::array_t<std::int64_t> index({nq, static_cast<std::size_t>(k)});
+        py::array_t<float> score({nq, static_cast<std::size_t>(k)});
+        std::int64_t* index_out = index.mutable_data();
+        float* score_out = score.mutable_data();
+        const Isa which = isa.empty() ? best_isa() : isa_from_name(isa);
+        {
+            py::gil_scoped_release release;
+            search(queries.data(), nq, gallery.data(), n, dq, static_cast<std::size_t>(k), index_out, score_out, threads,
+                   which);
+        }
+        return py::make_tuple(index, score);
+    }, py::arg("queries"), py::arg("gallery"), py::arg("k"), py::arg("threads") = 0, py::arg("isa") = "");
+
+    py::class_<Embedder>(m, "Embedder", "An ncnn face-embedding model (see fastface.Embedder for the friendly API).")
+        .def(py::init([](py::object param, py::object bin, const std::string& input, const std::string& output,
+                         int width, int height, const std::string& order, std::array<float, 3> mean,
+                         std::array<float, 3> scale, int dim, std::optional<py::array> align_template, int threads,
+                         bool fp16) {
+                 ModelCard card;
+                 card.input = input;
+                 card.output = output;
+                 card.width = width;
+                 card.height = height;
+                 card.norm = input_norm(order, mean, scale);
+                 card.dim = dim;
+                 if (align_template) card.align_template = points(*align_template, "alignment template");
+                 EmbedderOptions options{threads, fp16};
+                 // param/bin: bytes hold the model itself, str a path; bin None = zero weights.
+                 const bool in_memory = py::isinstance<py::bytes>(param);
+                 if (bin.is_none()) {
+                     if (!in_memory) throw Error(ErrorCode::InvalidArgument, "zero-weight loading takes the param text as bytes");
+                     std::string text = param.cast<std::string>();
+                     py::gil_scoped_release release;
+                     return Embedder::without_weights(std::move(text), card, options);
+                 }
+                 if (in_memory) {
+                     std::string text = param.cast<std::string>();
+                     std::string weights = bin.cast<std::string>();
+                     py::gil_scoped_release release;
+                     return Embedder::from_memory(std::move(text), std::vector<std::uint8_t>(weights.begin(), weights.end()),
+                                                  card, options);
+                 }
+                 const std::string param_path = param.cast<std::string>(), bin_path = bin.cast<std::string>();
+                 py::gil_scoped_release release;
+                 return Embedder::from_files(param_path, bin_path, card, options);
+             }),
+             py::arg("param"), py::arg("bin"), py::arg("input"), py::arg("output"), py::arg("width"), py::arg("height"),
+             py::arg("order"), py::arg("mean"), py::arg("scale"), py::arg("dim"), py::arg("align_template"),
+             py::arg("threads"), py::arg("fp16"))
+        .def_property_readonly("dim", &Embedder::dim)
+        .def("blob_names", &Embedder::blob_names)
+        .def("embed", [](const Embedder& self, const py::array& crops, const std::string& order, bool normalize) {
+            if (crops.ndim() != 3 && crops.ndim() != 4)
+                throw Error(ErrorCode::InvalidArgument, "crops must be (N, H, W) or (N, H, W, C)");
+            if (!crops.dtype().is(py::dtype::of<std::uint8_t>()))
+                throw Error(ErrorCode::InvalidArgument, "crops must be uint8, got " + std::string(py::str(crops.dtype())));
+            const std::size_t n = static_cast<std::size_t>(crops.shape(0));
+            std::vector<ImageView> views;
+            py::object as_array = py::module_::import("numpy").attr("ascontiguousarray")(crops);
+            const py::array packed = as_array.cast<py::array>();
+            const std::size_t crop_bytes = n ? static_cast<std::size_t>(packed.nbytes()) / n : 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                ImageView v;
+                v.data = static_cast<const std::uint8_t*>(packed.data()) + i * crop_bytes;
+                v.height = static_cast<int>(packed.shape(1));
+                v.width = static_cast<int>(packed.shape(2));
+                const int channels = packed.ndim() == 4 ? static_cast<int>(packed.shape(3)) : 1;
+                if (channels != 1 && channels != 3)
+                    throw Error(ErrorCode::InvalidArgument, "crops must have 1 or 3 channels, got " + std::to_string(channels));
+                v.format = channels == 1 ? PixelFormat::Gray : parse_format(order);
+                v.row_stride = static_cast<std::ptrdiff_t>(v.width) * channels;
+                views.push_back(v);
+            }
+            py::array_t<float> out({n, static_cast<std::size_t>(self.dim())});
+            float* dst = out.mutable_data();
+            py::gil_scoped_release release;
+            self.embed(views.data(), n, dst, normalize);
+            return out;
+        }, py::arg("crops"), py::arg("order"), py::arg("normalize"))
+        .def("embed_face", [](const Embedder& self, const py::array& image, const std::string& order,
+                              const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks,
+                              bool normalize) {
+            const ImageView view = image_view(image, order);
+            const std::vector<Point2f> lm = points(landmarks, "landmarks");
+            py::array_t<float> out(static_cast<std::size_t>(self.dim()));
+            float* dst = out.mutable_data();
+            py::gil_scoped_release release;
+            self.embed_face(view, lm, dst, normalize);
+            return out;
+        }, py::arg("image"), py::arg("order"), py::arg("landmarks"), py::arg("normalize"));
+}

@@ -1,0 +1,92 @@
+// Internal kernel interface: one implementation per ISA, each checked against the scalar one.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+namespace fastface {
+namespace kernels {
+
+// A resolved warp: everything validated, matrix in float, output described per channel.
+struct WarpArgs {
+    const std::uint8_t* src;
+    int src_width;
+    int src_height;
+    std::ptrdiff_t src_stride;
+    int src_channels;          // 1 or 3
+    float m[6];                // output (x, y) -> source (x, y)
+    int out_width;
+    int out_height;
+    float border;
+    int out_channels;          // 1 or 3
+    int channel_map[3];        // output channel c samples source channel channel_map[c]
+    float mean[3];
+    float scale[3];
+    float* const* planes;      // planar float output, or null
+    std::uint8_t* interleaved; // interleaved uint8 output (out_channels per pixel), or null
+};
+
+// Source coordinates are clamped to this margin outside the image: every neighbour there is
+// border, and the clamp keeps float -> int conversion in range for absurd matrices.
+constexpr float kCoordMargin = 2.0f;
+
+// Bilinear sample of source channel values at (sx, sy), per-pixel constant border.
+// Shared by every ISA for the pixels its vector path cannot take.
+inline void sample_pixel(const WarpArgs& a, float sx, float sy, float* values) {
+    sx = std::fmin(std::fmax(sx, -kCoordMargin), static_cast<float>(a.src_width) + kCoordMargin);
+    sy = std::fmin(std::fmax(sy, -kCoordMargin), static_cast<float>(a.src_height) + kCoordMargin);
+    const float fx0 = std::floor(sx);
+    const float fy0 = std::floor(sy);
+    const int x0 = static_cast<int>(fx0);
+    const int y0 = static_cast<int>(fy0);
+    const float fx = sx - fx0;
+    const float fy = sy - fy0;
+    const int cn = a.src_channels;
+    const std::uint8_t* px[4] = {nullptr, nullptr, nullptr, nullptr};
+    for (int j = 0; j < 4; ++j) {
+        const int x = x0 + (j & 1);
+        const int y = y0 + (j >> 1);
+        if (x >= 0 && y >= 0 && x < a.src_width && y < a.src_height)
+            px[j] = a.src + y * a.src_stride + static_cast<std::ptrdiff_t>(x) * cn;
+    }
+    for (int c = 0; c < cn; ++c) {
+        const float v00 = px[0] ? px[0][c] : a.border;
+        const float v01 = px[1] ? px[1][c] : a.border;
+        const float v10 = px[2] ? px[2][c] : a.border;
+        const float v11 = px[3] ? px[3][c] : a.border;
+        const float top = v00 + fx * (v01 - v00);
+        const float bottom = v10 + fx * (v11 - v10);
+        values[c] = top + fy * (bottom - top);
+    }
+}
+
+// Writes one output pixel from sampled source channel values.
+inline void store_pixel(const WarpArgs& a, int x, int y, const float* values) {
+    if (a.planes) {
+        for (int c = 0; c < a.out_channels; ++c)
+            a.planes[c][static_cast<std::ptrdiff_t>(y) * a.out_width + x] =
+                (values[a.channel_map[c]] - a.mean[c]) * a.scale[c];
+    } else {
+        std::uint8_t* out = a.interleaved + (static_cast<std::ptrdiff_t>(y) * a.out_width + x) * a.out_channels;
+        for (int c = 0; c < a.out_channels; ++c) {
+            const float v = values[a.channel_map[c]] + 0.5f;
+            out[c] = static_cast<std::uint8_t>(v <= 0.f ? 0.f : (v >= 255.f ? 255.f : v));
+        }
+    }
+}
+
+// Warps output rows [row_begin, row_end).
+void warp_rows_scalar(const WarpArgs& a, int row_begin, int row_end);
+void warp_rows_sse2(const WarpArgs& a, int row_begin, int row_end);
+void warp_rows_avx2(const WarpArgs& a, int row_begin, int row_end);
+void warp_rows_neon(const WarpArgs& a, int row_begin, int row_end);
+
+// Dot product of two d-vectors.
+float dot_scalar(const float* a, const float* b, std::size_t d);
+float dot_sse2(const float* a, const float* b, std::size_t d);
+float dot_avx2(const float* a, const float* b, std::size_t d);
+float dot_neon(const float* a, const float* b, std::size_t d);
+
+}  // namespace kernels
+}  // namespace fastface

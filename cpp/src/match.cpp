@@ -1,0 +1,183 @@
+#include "fastface/match.h"
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+#include <cmath>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "fastface/error.h"
+#include "kernels/kernels.h"
+
+namespace fastface {
+
+namespace {
+
+using DotFn = float (*)(const float*, const float*, std::size_t);
+
+DotFn dot_for(Isa isa) {
+    switch (isa) {
+        case Isa::Scalar: return kernels::dot_scalar;
+#if defined(FASTFACE_KERNELS_X86)
+        case Isa::SSE2: return kernels::dot_sse2;
+        case Isa::AVX2: return kernels::dot_avx2;
+#endif
+#if defined(FASTFACE_KERNELS_NEON)
+        case Isa::NEON: return kernels::dot_neon;
+#endif
+        default: break;
+    }
+    throw Error(ErrorCode::InvalidArgument, std::string("instruction set ") + isa_name(isa) + " is not available here");
+}
+
+// 1/|v|; 0 for a zero vector (it scores 0 against everything); NaN when v holds NaN or inf.
+inline float inverse_norm(DotFn dot, const float* v, std::size_t d) {
+    const float nn = dot(v, v, d);
+    if (!std::isfinite(nn)) return std::numeric_limits<float>::quiet_NaN();
+    return nn > 0.f ? 1.f / std::sqrt(nn) : 0.f;
+}
+
+// Workers cannot throw across threads: they record non-finite rows here, callers throw after.
+struct FiniteCheck {
+    std::atomic<bool> bad{false};
+    float operator()(float inv) {
+        if (std::isnan(inv)) bad.store(true, std::memory_order_relaxed);
+        return inv;
+    }
+    void raise_if_bad(const char* what) const {
+        if (bad.load()) throw Error(ErrorCode::InvalidArgument, std::string(what) + " contains NaN or inf");
+    }
+};
+
+int thread_count(int requested, std::size_t work) {
+    if (requested > 0) return requested;
+    // Below ~4M multiply-adds a thread start costs more than it saves.
+    const std::size_t by_work = work / (std::size_t{1} << 22) + 1;
+    const std::size_t hw = std::max(1u, std::thread::hardware_concurrency());
+    return static_cast<int>(std::min(hw, by_work));
+}
+
+// Runs body(begin, end) over [0, n) split into `threads` contiguous chunks.
+template <typename Body>
+void parallel_chunks(std::size_t n, int threads, Body body) {
+    threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads), std::max<std::size_t>(n, 1)));
+    if (threads <= 1) {
+        body(0, n, 0);
+        return;
+    }
+    std::vector<std::thread> pool;
+    const std::size_t chunk = (n + threads - 1) / threads;
+    for (int t = 0; t < threads; ++t) {
+        const std::size_t begin = std::min(n, t * chunk), end = std::min(n, begin + chunk);
+        pool.emplace_back(body, begin, end, t);
+    }
+    for (std::thread& th : pool) th.join();
+}
+
+// Normalized copies of the queries, so each gallery row needs one dot and one norm.
+std::vector<float> normalized(DotFn dot, const float* v, std::size_t count, std::size_t d) {
+    std::vector<float> out(v, v + count * d);
+    FiniteCheck check;
+    for (std::size_t i = 0; i < count; ++i) {
+        const float inv = check(inverse_norm(dot, v + i * d, d));
+        check.raise_if_bad("queries");
+        for (std::size_t j = 0; j < d; ++j) out[i * d + j] *= inv;
+    }
+    return out;
+}
+
+void check_dims(std::size_t nq, std::size_t n, std::size_t d) {
+    if (d == 0) throw Error(ErrorCode::InvalidArgument, "embedding dimension is 0");
+    if (nq == 0) throw Error(ErrorCode::InvalidArgument, "no queries");
+    if (n == 0) throw Error(ErrorCode::InvalidArgument, "gallery is empty");
+}
+
+// Higher score first; equal scores: lower index first.
+inline bool better(const std::pair<float, std::int64_t>& a, const std::pair<float, std::int64_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+// Gallery rows per block: a block stays in cache while every query passes over it.
+constexpr std::size_t kBlockRows = 32;
+
+}  // namespace
+
+float cosine(const float* a, const float* b, std::size_t d, Isa isa) {
+    if (d == 0) throw Error(ErrorCode::InvalidArgument, "vectors are empty");
+    const DotFn dot = dot_for(isa);
+    const float inv_a = inverse_norm(dot, a, d), inv_b = inverse_norm(dot, b, d);
+    if (std::isnan(inv_a) || std::isnan(inv_b)) throw Error(ErrorCode::InvalidArgument, "vectors contain NaN or inf");
+    return dot(a, b, d) * inv_a * inv_b;
+}
+
+void cosine_matrix(const float* queries, std::size_t nq, const float* gallery, std::size_t n, std::size_t d,
+                   float* out, int threads, Isa isa) {
+    check_dims(nq, n, d);
+    const DotFn dot = dot_for(isa);
+    const std::vector<float> q = normalized(dot, queries, nq, d);
+    FiniteCheck check;
+    parallel_chunks(n, thread_count(threads, nq * n * d), [&](std::size_t begin, std::size_t end, int) {
+        for (std::size_t block = begin; block < end; block += kBlockRows) {
+            const std::size_t block_end = std::min(end, block + kBlockRows);
+            float inv[kBlockRows];
+            for (std::size_t r = block; r < block_end; ++r) inv[r - block] = check(inverse_norm(dot, gallery + r * d, d));
+            for (std::size_t i = 0; i < nq; ++i)
+                for (std::size_t r = block; r < block_end; ++r)
+                    out[i * n + r] = dot(q.data() + i * d, gallery + r * d, d) * inv[r - block];
+        }
+    });
+    check.raise_if_bad("gallery");
+}
+
+void search(const float* queries, std::size_t nq, const float* gallery, std::size_t n, std::size_t d, std::size_t k,
+            std::int64_t* out_index, float* out_score, int threads, Isa isa) {
+    check_dims(nq, n, d);
+    if (k == 0 || k > n)
+        throw Error(ErrorCode::InvalidArgument, "k must be between 1 and the gallery size " + std::to_string(n) +
+                                                    ", got " + std::to_string(k));
+    const DotFn dot = dot_for(isa);
+    const std::vector<float> q = normalized(dot, queries, nq, d);
+    const int workers = thread_count(threads, nq * n * d);
+    FiniteCheck check;
+    using Hit = std::pair<float, std::int64_t>;
+    // One min-heap (worst hit on top) per query per worker, merged at the end.
+    std::vector<std::vector<std::vector<Hit>>> heaps(static_cast<std::size_t>(workers), std::vector<std::vector<Hit>>(nq));
+    parallel_chunks(n, workers, [&](std::size_t begin, std::size_t end, int worker) {
+        std::vector<std::vector<Hit>>& mine = heaps[static_cast<std::size_t>(worker)];
+        for (std::vector<Hit>& h : mine) h.reserve(k);
+        for (std::size_t block = begin; block < end; block += kBlockRows) {
+            const std::size_t block_end = std::min(end, block + kBlockRows);
+            float inv[kBlockRows];
+            for (std::size_t r = block; r < block_end; ++r) inv[r - block] = check(inverse_norm(dot, gallery + r * d, d));
+            for (std::size_t i = 0; i < nq; ++i) {
+                std::vector<Hit>& heap = mine[i];
+                for (std::size_t r = block; r < block_end; ++r) {
+                    const Hit hit{dot(q.data() + i * d, gallery + r * d, d) * inv[r - block], static_cast<std::int64_t>(r)};
+                    if (heap.size() < k) {
+                        heap.push_back(hit);
+                        std::push_heap(heap.begin(), heap.end(), better);
+                    } else if (better(hit, heap.front())) {
+                        std::pop_heap(heap.begin(), heap.end(), better);
+                        heap.back() = hit;
+                        std::push_heap(heap.begin(), heap.end(), better);
+                    }
+                }
+            }
+        }
+    });
+    check.raise_if_bad("gallery");
+    for (std::size_t i = 0; i < nq; ++i) {
+        std::vector<Hit> all;
+        for (const auto& worker_heaps : heaps) all.insert(all.end(), worker_heaps[i].begin(), worker_heaps[i].end());
+        std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(), better);
+        for (std::size_t j = 0; j < k; ++j) {
+            out_score[i * k + j] = all[j].first;
+            out_index[i * k + j] = all[j].second;
+        }
+    }
+}
+
+}  // namespace fastface
