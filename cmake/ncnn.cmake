@@ -54,7 +54,6 @@ if(CMAKE_TOOLCHAIN_FILE)
   list(APPEND _ncnn_options "-DCMAKE_TOOLCHAIN_FILE=${_toolchain}")
   file(READ "${_toolchain}" _toolchain_text)
 else()
-  list(APPEND _ncnn_options "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}" "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}")
   set(_toolchain_text "")
 endif()
 find_program(FASTFACE_CCACHE ccache)
@@ -65,7 +64,8 @@ if(FASTFACE_CCACHE)
 endif()
 
 # One cached build per (release, compiler, target, options).
-string(SHA256 _ncnn_key "${FASTFACE_NCNN_VERSION};${CMAKE_CXX_COMPILER_ID};${CMAKE_CXX_COMPILER_VERSION};${CMAKE_CXX_COMPILER};${CMAKE_SYSTEM_PROCESSOR};${_ncnn_options};${_toolchain_text}")
+# The compiler's path stays out of the key: pip says g++ where cmake says c++ for the same one.
+string(SHA256 _ncnn_key "${FASTFACE_NCNN_VERSION};${CMAKE_CXX_COMPILER_ID};${CMAKE_CXX_COMPILER_VERSION};${CMAKE_SYSTEM_PROCESSOR};${_ncnn_options};${_toolchain_text}")
 string(SUBSTRING "${_ncnn_key}" 0 12 _ncnn_key)
 if(DEFINED ENV{FASTFACE_CACHE_DIR})
   set(_cache "$ENV{FASTFACE_CACHE_DIR}")
@@ -91,6 +91,7 @@ if(NOT EXISTS "${_ncnn_config_dir}/ncnnConfig.cmake")
   execute_process(
     COMMAND "${CMAKE_COMMAND}" -S "${_cache}/src/ncnn-${FASTFACE_NCNN_VERSION}" -B "${_ncnn_build}"
             -G "${CMAKE_GENERATOR}" ${_ncnn_options} ${_ncnn_launcher}
+            "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}" "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}"
             "-DCMAKE_INSTALL_PREFIX=${_ncnn_prefix}.partial"
     COMMAND_ERROR_IS_FATAL ANY)
   cmake_host_system_information(RESULT _cores QUERY NUMBER_OF_LOGICAL_CORES)
@@ -105,4 +106,6 @@ endif()
 file(LOCK "${_cache}/ncnn-${_ncnn_key}.lock" RELEASE)
 
 find_package(ncnn REQUIRED CONFIG PATHS "${_ncnn_config_dir}" NO_DEFAULT_PATH)
+# find_package caches ncnn_DIR; forget it so the next configure doesn't take it for the user's.
+unset(ncnn_DIR CACHE)
 message(STATUS "fastface: using ncnn ${FASTFACE_NCNN_VERSION} from ${_ncnn_prefix}")

@@ -1,0 +1,18 @@
+"""fastface: fast, honest face recognition for embedded boards.
+
+    import cv2, fastface
+    model = fastface.Embedder("mobilefacenet.param")          # + .bin and .json card beside it
+    crop = fastface.align(cv2.imread("a.jpg"), landmarks)      # 5 points: eyes, nose, mouth corners
+    similarity = fastface.cosine(*model.embed([crop, other_crop]))
+
+The runtime needs numpy and the C++ core only; training, export and evaluation live in
+subpackages with their own extras.
+"""
+from ._core import ModelError
+from .align import ARCFACE_TEMPLATE, align, estimate_similarity
+from .embed import Embedder, load_card
+from .match import cosine, search
+
+__all__ = ["ARCFACE_TEMPLATE", "Embedder", "ModelError", "align", "cosine", "estimate_similarity", "load_card",
+           "search"]
+__version__ = "0.1.0"

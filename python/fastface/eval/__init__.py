@@ -1,0 +1,12 @@
+"""Face verification evaluation (issue 6): pair-list readers, the LFW 10-fold protocol and its
+metrics, reports, and a runner that takes any embedding function (C++ engine or PyTorch).
+
+Importing needs numpy only, so it works on a board: OpenCV is imported when images are decoded,
+matplotlib when plots are drawn, tqdm when a progress bar is asked for.
+"""
+from .metrics import Result, evaluate_scores
+from .pairs import Pairs, read_pairs
+from .report import write_report
+from .verify import evaluate
+
+__all__ = ["Pairs", "Result", "evaluate", "evaluate_scores", "read_pairs", "write_report"]

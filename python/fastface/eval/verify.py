@@ -1,0 +1,101 @@
+"""Run a model over a pair list and score it: the only part of evaluation that touches a model.
+
+The model is any ``embed_fn(crops) -> (N, D) float array`` over aligned uint8 BGR crops, so the
+same code measures the C++ engine and a PyTorch checkpoint, and a conversion's accuracy delta is
+two calls of :func:`evaluate`. Getting from a file to a crop is two more callables: ``load``
+(path or encoded bytes -> BGR image, default :func:`.pairs.decode`) and ``crop`` (image ->
+aligned crop; default identity, right for aligned sets such as ``.bin`` files — detection plus
+alignment plugs in here for raw photos).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .metrics import FARS, Result, evaluate_scores
+from .pairs import Pairs, decode
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        warnings.warn("tqdm is not installed, so there is no progress bar (pip install tqdm)",
+                      stacklevel=3)
+        return None
+    return tqdm(total=total, unit="img", desc="embedding")
+
+
+def _describe(images: Sequence, i: int) -> str:
+    return images[i] if isinstance(images[i], str) else f"image #{i}"
+
+
+def _embed_batch(embed_fn: Callable, crops: list) -> np.ndarray:
+    out = np.asarray(embed_fn(crops), dtype=np.float64)
+    if out.ndim != 2 or out.shape[0] != len(crops):
+        raise ValueError(f"embed_fn returned shape {out.shape} for {len(crops)} crops; "
+                         "expected (N, D)")
+    return out
+
+
+def embed(embed_fn: Callable, images: Sequence, *, flip: bool = False,
+          crop: Optional[Callable] = None, load: Callable = decode,
+          batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per entry of ``images``.
+
+    Images are loaded and embedded ``batch_size`` at a time so memory stays flat on a board.
+    With ``flip`` the embedding is ``embed(crop) + embed(mirrored crop)``, summed before
+    normalising as insightface's evaluation does. A zero or non-finite embedding is an error
+    naming the image: its cosine is undefined and silently scoring it would skew the result.
+    """
+    bar = _progress(len(images), progress)
+    rows = []
+    try:
+        for start in range(0, len(images), batch_size):
+            crops = []
+            for i in range(start, min(start + batch_size, len(images))):
+                face = load(images[i])
+                face = face if crop is None else crop(face)
+                if not (isinstance(face, np.ndarray) and face.dtype == np.uint8
+                        and face.ndim == 3 and face.shape[2] == 3):
+                    raise ValueError(f"{_describe(images, i)}: crop must give an H x W x 3 uint8 "
+                                     f"BGR array, got {getattr(face, 'shape', type(face).__name__)}")
+                crops.append(face)
+            batch = _embed_batch(embed_fn, crops)
+            if flip:
+                batch = batch + _embed_batch(embed_fn, [np.ascontiguousarray(c[:, ::-1]) for c in crops])
+            rows.append(batch)
+            if bar is not None:
+                bar.update(len(crops))
+    finally:
+        if bar is not None:
+            bar.close()
+    emb = np.concatenate(rows)
+    norms = np.linalg.norm(emb, axis=1)
+    bad = np.flatnonzero(~(np.isfinite(norms) & (norms > 0)))
+    if bad.size:
+        raise ValueError(f"{_describe(images, int(bad[0]))}: embedding is zero or not finite "
+                         f"({bad.size} image(s) affected)")
+    return (emb / norms[:, None]).astype(np.float32)
+
+
+def cosine_scores(embeddings: np.ndarray, first, second) -> np.ndarray:
+    """Cosine similarity of each pair of rows of L2-normalised ``embeddings``."""
+    a, b = embeddings[np.asarray(first)], embeddings[np.asarray(second)]
+    return np.einsum("ij,ij->i", a.astype(np.float64), b.astype(np.float64))
+
+
+def evaluate(embed_fn: Callable, pairs: Pairs, *, flip: bool = False,
+             crop: Optional[Callable] = None, load: Callable = decode, batch_size: int = 64,
+             progress: bool = False, name: str = "model", fars=FARS) -> Result:
+    """Embed every image of ``pairs`` once, score the pairs by cosine similarity, and compute
+    the 10-fold protocol (fold layout from the pair file when it has one), ROC AUC, EER and
+    TAR@FAR. Write the result out with :func:`.report.write_report`."""
+    emb = embed(embed_fn, pairs.images, flip=flip, crop=crop, load=load,
+                batch_size=batch_size, progress=progress)
+    scores = cosine_scores(emb, pairs.first, pairs.second)
+    return evaluate_scores(scores, pairs.same, folds=pairs.folds, name=name, fars=fars)
