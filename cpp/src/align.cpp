@@ -1,5 +1,6 @@
 #include "fastface/align.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -75,12 +76,20 @@ Affine invert_affine(const Affine& m) {
 
 void validate_landmarks(const ImageView& image, const std::vector<Point2f>& landmarks) {
     check_points(landmarks, "landmarks");
-    // A face may be cut by the frame, but landmarks a whole image size away are a bug upstream.
-    for (const Point2f& p : landmarks)
-        if (p.x < -image.width || p.x > 2.f * image.width || p.y < -image.height || p.y > 2.f * image.height)
-            throw Error(ErrorCode::InvalidArgument, "landmark (" + std::to_string(p.x) + ", " + std::to_string(p.y) +
-                                                        ") is far outside the " + std::to_string(image.width) + "x" +
-                                                        std::to_string(image.height) + " image");
+    if (landmarks.empty()) throw Error(ErrorCode::InvalidArgument, "no landmarks");
+    // A face may be cut by the frame, but one whose centre lies more than its own size outside
+    // the image means landmarks from another image or in other units: a bug upstream.
+    float min_x = landmarks[0].x, max_x = min_x, min_y = landmarks[0].y, max_y = min_y, cx = 0, cy = 0;
+    for (const Point2f& p : landmarks) {
+        min_x = std::min(min_x, p.x); max_x = std::max(max_x, p.x);
+        min_y = std::min(min_y, p.y); max_y = std::max(max_y, p.y);
+        cx += p.x / landmarks.size(); cy += p.y / landmarks.size();
+    }
+    const float reach = std::max(max_x - min_x, max_y - min_y);
+    if (cx < -reach || cy < -reach || cx > image.width + reach || cy > image.height + reach)
+        throw Error(ErrorCode::InvalidArgument, "landmarks centred at (" + std::to_string(cx) + ", " + std::to_string(cy) +
+                                                    ") are far outside the " + std::to_string(image.width) + "x" +
+                                                    std::to_string(image.height) + " image");
 }
 
 namespace {

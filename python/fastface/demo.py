@@ -19,7 +19,7 @@ from .align import ARCFACE_TEMPLATE, align
 from .embed import Embedder
 from .match import search
 
-# 112x112x3 -> conv3x3/2 (16) -> conv3x3/2 (32) -> conv3x3/2 (32) -> fc 128
+# 112x112x3 -> conv3x3/2 (16) -> conv3x3/2 (32) -> conv3x3/2 (32, 14x14) -> fc 128
 _PARAM = """7767517
 8 8
 Input data 0 1 data 0=112 1=112 2=3
@@ -29,9 +29,9 @@ Convolution c2 1 1 r1 c2 0=32 1=3 3=2 4=1 5=1 6=4608
 ReLU r2 1 1 c2 r2
 Convolution c3 1 1 r2 c3 0=32 1=3 3=2 4=1 5=1 6=9216
 Flatten f 1 1 c3 f
-InnerProduct fc1 1 1 f fc1 0=128 1=1 2=401408
+InnerProduct fc1 1 1 f fc1 0=128 1=1 2=802816
 """
-_WEIGHT_SHAPES = [(432, 16), (4608, 32), (9216, 32), (401408, 128)]  # (weights, biases) per layer
+_WEIGHT_SHAPES = [(432, 16), (4608, 32), (9216, 32), (802816, 128)]  # (weights, biases) per layer
 
 
 def write_demo_model(folder: Path, seed: int = 0) -> Path:

@@ -10,8 +10,7 @@ import pytest
 from fastface.eval import pairs
 from fastface.eval.pairs import read_pairs
 
-SHARED = Path(os.environ.get("FASTFACE_TEST_DATA", Path(__file__).resolve().parents[3] / "shared"))
-DEEPFACE = SHARED / "data" / "faces" / "deepface-sample"
+from shared_data import DATA as SHARED, DEEPFACE
 
 LFW_ROWS = """Abel_Pacheco\t1\t4
 Akhmed_Zakayev\t1\t3

@@ -1,0 +1,22 @@
+"""Where the read-only test data lives: ``../shared/data`` beside the checkout, or the folder
+named by FASTFACE_TEST_DATA. Tests that need it skip with this path in the reason."""
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(os.environ.get("FASTFACE_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+MOBILEFACENET = DATA / "models" / "mobilefacenet-insightface"
+ALIGNED_LFW = DATA / "faces" / "aligned-lfw"
+DEEPFACE = DATA / "faces" / "deepface-sample"
+ORL = DATA / "faces" / "orl"
+
+#: The insightface MobileFaceNet: raw 0..255 RGB in, its graph normalizes; 128-d out.
+MOBILEFACENET_CARD = {"input": "data", "output": "fc1", "size": 112, "channel_order": "RGB",
+                      "mean": 0.0, "scale": 1.0, "dim": 128}
+
+
+def require(path: Path):
+    """A skip marker for tests that need ``path`` from the shared data."""
+    return pytest.mark.skipif(not path.exists(), reason=f"shared test data not found: {path} "
+                                                        "(set FASTFACE_TEST_DATA to the shared 'data' folder)")
