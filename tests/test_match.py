@@ -33,8 +33,8 @@ def test_every_isa_gives_the_same_ranking(isa):
     rng = np.random.default_rng(1)
     gallery = rng.standard_normal((3000, 128)).astype(np.float32)
     queries = rng.standard_normal((5, 128)).astype(np.float32)
-    ref_i, ref_s = _core.search(queries, gallery, 5, 1, "scalar")
-    got_i, got_s = _core.search(queries, gallery, 5, 1, isa)
+    ref_i, ref_s = _core.search(queries, gallery, 5, 1, False, "scalar")
+    got_i, got_s = _core.search(queries, gallery, 5, 1, False, isa)
     np.testing.assert_array_equal(got_i, ref_i)
     np.testing.assert_allclose(got_s, ref_s, atol=1e-5)
 
@@ -50,3 +50,14 @@ def test_single_query_and_cosine_shapes():
     assert fastface.cosine(a, gallery).shape == (50,)
     assert fastface.cosine(gallery[:4], gallery).shape == (4, 50)
     np.testing.assert_allclose(np.diag(fastface.cosine(gallery, gallery)), 1.0, atol=1e-6)
+
+
+def test_unit_rows_promise_gives_the_same_answer():
+    rng = np.random.default_rng(3)
+    gallery = rng.standard_normal((2000, 128)).astype(np.float32)
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    query = rng.standard_normal(128).astype(np.float32)
+    expected = fastface.search(query, gallery, k=5)
+    got = fastface.search(query, gallery, k=5, unit_rows=True)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_allclose(got[1], expected[1], atol=1e-5)

@@ -188,7 +188,7 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("queries"), py::arg("gallery"), py::arg("threads") = 0, py::arg("isa") = "");
 
     m.def("search", [](const FloatMatrix& queries, const FloatMatrix& gallery, std::int64_t k, int threads,
-                       const std::string& isa) {
+                       bool unit_rows, const std::string& isa) {
         std::size_t dq = 0, dg = 0;
         const std::size_t nq = rows_of(queries, "queries", dq), n = rows_of(gallery, "gallery", dg);
         if (dq != dg) throw Error(ErrorCode::InvalidArgument, "dimension mismatch: queries have " + std::to_string(dq) +
@@ -204,10 +204,11 @@ PYBIND11_MODULE(_core, m) {
         {
             py::gil_scoped_release release;
             search(queries.data(), nq, gallery.data(), n, dq, static_cast<std::size_t>(k), index_out, score_out, threads,
-                   which);
+                   unit_rows, which);
         }
         return py::make_tuple(index, score);
-    }, py::arg("queries"), py::arg("gallery"), py::arg("k"), py::arg("threads") = 0, py::arg("isa") = "");
+    }, py::arg("queries"), py::arg("gallery"), py::arg("k"), py::arg("threads") = 0, py::arg("unit_rows") = false,
+       py::arg("isa") = "");
 
     py::class_<Embedder>(m, "Embedder", "An ncnn face-embedding model (see fastface.Embedder for the friendly API).")
         .def(py::init([](py::object param, py::object bin, const std::string& input, const std::string& output,

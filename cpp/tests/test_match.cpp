@@ -51,7 +51,7 @@ TEST(search_matches_brute_force) {
                 for (Isa isa : available_isas()) {
                     std::vector<std::int64_t> index(nq * k);
                     std::vector<float> score(nq * k);
-                    search(q.data(), nq, g.data(), n, d, k, index.data(), score.data(), threads, isa);
+                    search(q.data(), nq, g.data(), n, d, k, index.data(), score.data(), threads, false, isa);
                     for (std::size_t i = 0; i < nq; ++i) {
                         std::vector<double> all(n);
                         for (std::size_t r = 0; r < n; ++r) all[r] = exact_cosine(&q[i * d], &g[r * d], d);
@@ -90,4 +90,52 @@ TEST(search_rejects_bad_arguments) {
 TEST(zero_vectors_score_zero) {
     const std::vector<float> zero(16, 0.f), one(16, 1.f);
     for (Isa isa : available_isas()) CHECK(cosine(zero.data(), one.data(), 16, isa) == 0.f);
+}
+
+TEST(simd_dot_norm_matches_scalar) {
+    std::mt19937 rng(14);
+    using DotNorm = float (*)(const float*, const float*, std::size_t, float*);
+    std::vector<std::pair<Isa, DotNorm>> variants;
+#if defined(FASTFACE_KERNELS_X86)
+    variants.push_back({Isa::SSE2, kernels::dot_norm_sse2});
+    for (Isa isa : available_isas())
+        if (isa == Isa::AVX2) variants.push_back({Isa::AVX2, kernels::dot_norm_avx2});
+#endif
+#if defined(FASTFACE_KERNELS_NEON)
+    variants.push_back({Isa::NEON, kernels::dot_norm_neon});
+#endif
+    for (std::size_t d : {1, 2, 7, 8, 9, 16, 17, 33, 128, 511, 512}) {
+        const std::vector<float> a = random_vectors(rng, d), b = random_vectors(rng, d);
+        float ref_norm = 0.f;
+        const float ref = kernels::dot_norm_scalar(a.data(), b.data(), d, &ref_norm);
+        CHECK_NEAR(ref, kernels::dot_scalar(a.data(), b.data(), d), 1e-4 * d);
+        CHECK_NEAR(ref_norm, kernels::dot_scalar(b.data(), b.data(), d), 1e-4 * d);
+        for (const auto& variant : variants) {
+            float norm = 0.f;
+            CHECK_NEAR(variant.second(a.data(), b.data(), d, &norm), ref, 1e-4 * d);
+            CHECK_NEAR(norm, ref_norm, 1e-4 * d);
+        }
+    }
+}
+
+TEST(search_over_unit_rows_skips_norms) {
+    std::mt19937 rng(15);
+    const std::size_t n = 500, d = 64, k = 4;
+    std::vector<float> g = random_vectors(rng, n * d);
+    for (std::size_t r = 0; r < n; ++r) {
+        double nn = 0;
+        for (std::size_t j = 0; j < d; ++j) nn += double(g[r * d + j]) * g[r * d + j];
+        for (std::size_t j = 0; j < d; ++j) g[r * d + j] /= static_cast<float>(std::sqrt(nn));
+    }
+    const std::vector<float> q = random_vectors(rng, d);
+    std::int64_t i1[k], i2[k];
+    float s1[k], s2[k];
+    search(q.data(), 1, g.data(), n, d, k, i1, s1, 1, false);
+    search(q.data(), 1, g.data(), n, d, k, i2, s2, 1, true);
+    for (std::size_t j = 0; j < k; ++j) {
+        CHECK(i1[j] == i2[j]);
+        CHECK_NEAR(s1[j], s2[j], 1e-5);
+    }
+    g[3 * d] = NAN;
+    CHECK_THROWS(search(q.data(), 1, g.data(), n, d, k, i2, s2, 1, true), ErrorCode::InvalidArgument);
 }

@@ -28,11 +28,12 @@ def cosine(a, b):
     return scores
 
 
-def search(queries, gallery, k: int = 5, threads: int = 0):
+def search(queries, gallery, k: int = 5, threads: int = 0, unit_rows: bool = False):
     """Top-k gallery rows by cosine for each query, best first.
 
     Returns ``(indices, scores)``: int64 and float32 arrays of shape (Q, k), or (k,) for a single
-    (D,) query. ``threads=0`` picks a thread count from the problem size.
+    (D,) query. ``threads=0`` picks a thread count from the problem size. ``unit_rows=True``
+    promises L2-normalized gallery rows (e.g. ``Embedder.embed`` output) and skips their norms.
     """
     q, single = _as_matrix(queries, "queries")
     g, _ = _as_matrix(gallery, "gallery")
@@ -40,5 +41,5 @@ def search(queries, gallery, k: int = 5, threads: int = 0):
         raise ValueError(f"gallery must be an (N, D) matrix, got shape {np.shape(gallery)}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
-    indices, scores = _core.search(q, g, int(k), threads)
+    indices, scores = _core.search(q, g, int(k), threads, bool(unit_rows))
     return (indices[0], scores[0]) if single else (indices, scores)

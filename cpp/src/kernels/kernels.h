@@ -88,5 +88,11 @@ float dot_sse2(const float* a, const float* b, std::size_t d);
 float dot_avx2(const float* a, const float* b, std::size_t d);
 float dot_neon(const float* a, const float* b, std::size_t d);
 
+// Dot product of a and b plus b's squared norm, in one pass over b (search's inner loop).
+float dot_norm_scalar(const float* a, const float* b, std::size_t d, float* b_squared);
+float dot_norm_sse2(const float* a, const float* b, std::size_t d, float* b_squared);
+float dot_norm_avx2(const float* a, const float* b, std::size_t d, float* b_squared);
+float dot_norm_neon(const float* a, const float* b, std::size_t d, float* b_squared);
+
 }  // namespace kernels
 }  // namespace fastface
