@@ -287,4 +287,47 @@ PYBIND11_MODULE(_core, m) {
             self.embed_face(view, lm, dst, normalize);
             return out;
         }, py::arg("image"), py::arg("order"), py::arg("landmarks"), py::arg("normalize"));
+
+    py::class_<Detector>(m, "Detector", "An ncnn face detector (see fastface.Detector for the friendly API).")
+        .def(py::init([](const std::string& param, const std::string& bin, const std::string& kind,
+                         const std::string& input, const std::string& order, std::array<float, 3> mean,
+                         std::array<float, 3> scale, int max_side, float score_threshold, float nms_threshold,
+                         float min_face, int max_faces, int threads) {
+                 DetectorConfig config;
+                 if (kind != "retinaface") throw Error(ErrorCode::InvalidArgument, "unknown detector kind '" + kind + "'");
+                 config.kind = DetectorKind::RetinaFaceInsightface;
+                 config.input = input;
+                 config.norm = input_norm(order, mean, scale);
+                 config.max_side = max_side;
+                 config.score_threshold = score_threshold;
+                 config.nms_threshold = nms_threshold;
+                 config.min_face = min_face;
+                 config.max_faces = max_faces;
+                 py::gil_scoped_release release;
+                 return Detector::from_files(param, bin, config, EmbedderOptions{threads, false});
+             }),
+             py::arg("param"), py::arg("bin"), py::arg("kind"), py::arg("input"), py::arg("order"), py::arg("mean"),
+             py::arg("scale"), py::arg("max_side"), py::arg("score_threshold"), py::arg("nms_threshold"),
+             py::arg("min_face"), py::arg("max_faces"), py::arg("threads"))
+        .def("detect", [](const Detector& self, const py::array& image, const std::string& order) {
+            const ImageView view = image_view(image, order);
+            std::vector<Face> faces;
+            {
+                py::gil_scoped_release release;
+                faces = self.detect(view);
+            }
+            const std::size_t n = faces.size();
+            py::array_t<float> boxes({n, std::size_t{4}}), scores(n), landmarks({n, std::size_t{5}, std::size_t{2}});
+            for (std::size_t i = 0; i < n; ++i) {
+                const Face& f = faces[i];
+                float* b = boxes.mutable_data(i);
+                b[0] = f.x1; b[1] = f.y1; b[2] = f.x2; b[3] = f.y2;
+                scores.mutable_at(i) = f.score;
+                for (int k = 0; k < 5; ++k) {
+                    landmarks.mutable_at(i, k, 0) = f.landmarks[k].x;
+                    landmarks.mutable_at(i, k, 1) = f.landmarks[k].y;
+                }
+            }
+            return py::make_tuple(boxes, scores, landmarks);
+        }, py::arg("image"), py::arg("order"));
 }

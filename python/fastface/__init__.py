@@ -10,9 +10,10 @@ subpackages with their own extras.
 """
 from ._core import ModelError
 from .align import ARCFACE_TEMPLATE, align, estimate_similarity
+from .detect import Detector, Face
 from .embed import Embedder, load_card
 from .match import cosine, search
 
-__all__ = ["ARCFACE_TEMPLATE", "Embedder", "ModelError", "align", "cosine", "estimate_similarity", "load_card",
-           "search"]
+__all__ = ["ARCFACE_TEMPLATE", "Detector", "Embedder", "Face", "ModelError", "align", "cosine", "estimate_similarity",
+           "load_card", "search"]
 __version__ = "0.1.0"

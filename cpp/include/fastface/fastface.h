@@ -2,6 +2,7 @@
 #pragma once
 
 #include "fastface/align.h"
+#include "fastface/detector.h"
 #include "fastface/embedder.h"
 #include "fastface/error.h"
 #include "fastface/image.h"

@@ -1,0 +1,68 @@
+// Face detection with an ncnn model: any image in, faces with 5 landmarks out, in the
+// image's own pixel coordinates.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fastface/align.h"
+#include "fastface/embedder.h"
+#include "fastface/image.h"
+
+namespace fastface {
+
+struct Face {
+    float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // box corners
+    float score = 0;
+    // left eye, right eye, nose tip, left and right mouth corners (as seen in the image)
+    std::array<Point2f, 5> landmarks{};
+};
+
+// Which output convention to decode.
+enum class DetectorKind {
+    // insightface RetinaFace (mxnet lineage), as in ncnn's examples/retinaface.cpp: per stride
+    // 32/16/8 the blobs face_rpn_{cls_prob_reshape,bbox_pred,landmark_pred}_stride<s>.
+    RetinaFaceInsightface,
+};
+
+struct DetectorConfig {
+    DetectorKind kind = DetectorKind::RetinaFaceInsightface;
+    std::string input = "data";
+    InputNorm norm;               // RetinaFace-insightface: raw 0..255 RGB
+    int max_side = 640;           // the image is resized so its longer side is this (0 = as is)
+    float score_threshold = 0.5f;
+    float nms_threshold = 0.4f;
+    float min_face = 0.f;         // drop boxes whose shorter side is below this (image pixels)
+    int max_faces = 0;            // keep the best this many (0 = all)
+};
+
+class Detector {
+public:
+    // Throws fastface::Error: Io, or ModelFormat when the model lacks the decoder's blobs.
+    static Detector from_files(const std::string& param_path, const std::string& bin_path,
+                               const DetectorConfig& config, const EmbedderOptions& options = {});
+    static Detector from_memory(std::string param_text, std::vector<std::uint8_t> weights,
+                                const DetectorConfig& config, const EmbedderOptions& options = {});
+
+    Detector(Detector&&) noexcept;
+    Detector& operator=(Detector&&) noexcept;
+    ~Detector();
+
+    // Faces sorted by score, best first; empty when there is none. Thread-safe.
+    std::vector<Face> detect(const ImageView& image) const;
+
+    const DetectorConfig& config() const;
+
+    struct Impl;
+
+private:
+    explicit Detector(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Greedy non-maximum suppression on faces sorted by score (best first).
+std::vector<Face> non_max_suppression(const std::vector<Face>& sorted, float iou_threshold);
+
+}  // namespace fastface

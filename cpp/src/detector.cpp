@@ -1,0 +1,233 @@
+#include "fastface/detector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "fastface/error.h"
+#include "ncnn_model.h"
+
+namespace fastface {
+
+namespace {
+
+constexpr int kStrides[3] = {32, 16, 8};
+constexpr int kAnchorsPerCell = 2;
+
+// insightface RetinaFace anchors: a 16 px base box scaled per stride, centred on (8, 8).
+std::array<float, kAnchorsPerCell> anchor_sizes(int stride) {
+    switch (stride) {
+        case 32: return {512.f, 256.f};
+        case 16: return {128.f, 64.f};
+        default: return {32.f, 16.f};
+    }
+}
+
+std::string blob(const char* kind, int stride) { return std::string("face_rpn_") + kind + "_stride" + std::to_string(stride); }
+
+// Averages k x k blocks: a cheap, alias-free first step when shrinking a big photo a lot.
+std::vector<std::uint8_t> box_shrink(const ImageView& src, int k, ImageView& out) {
+    const int cn = src.channels(), w = src.width / k, h = src.height / k;
+    std::vector<std::uint8_t> pixels(static_cast<std::size_t>(w) * h * cn);
+    std::vector<unsigned> sums(static_cast<std::size_t>(w) * cn);
+    const unsigned area = static_cast<unsigned>(k * k);
+    for (int y = 0; y < h; ++y) {
+        std::fill(sums.begin(), sums.end(), 0u);
+        for (int dy = 0; dy < k; ++dy) {
+            const std::uint8_t* row = src.data + (static_cast<std::ptrdiff_t>(y) * k + dy) * src.row_stride;
+            for (int x = 0; x < w; ++x)
+                for (int dx = 0; dx < k; ++dx)
+                    for (int c = 0; c < cn; ++c) sums[x * cn + c] += row[(x * k + dx) * cn + c];
+        }
+        for (int i = 0; i < w * cn; ++i)
+            pixels[static_cast<std::size_t>(y) * w * cn + i] = static_cast<std::uint8_t>((sums[i] + area / 2) / area);
+    }
+    out = {pixels.data(), w, h, static_cast<std::ptrdiff_t>(w) * cn, src.format};
+    return pixels;
+}
+
+float iou(const Face& a, const Face& b) {
+    const float iw = std::min(a.x2, b.x2) - std::max(a.x1, b.x1), ih = std::min(a.y2, b.y2) - std::max(a.y1, b.y1);
+    if (iw <= 0 || ih <= 0) return 0.f;
+    const float inter = iw * ih;
+    const float uni = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter;
+    return uni > 0 ? inter / uni : 0.f;
+}
+
+}  // namespace
+
+std::vector<Face> non_max_suppression(const std::vector<Face>& sorted, float iou_threshold) {
+    std::vector<Face> kept;
+    for (const Face& f : sorted) {
+        bool keep = true;
+        for (const Face& k : kept) keep = keep && iou(f, k) <= iou_threshold;
+        if (keep) kept.push_back(f);
+    }
+    return kept;
+}
+
+struct Detector::Impl {
+    explicit Impl(const DetectorConfig& c, const EmbedderOptions& options) : model(options), config(c) {}
+    NcnnModel model;
+    DetectorConfig config;
+
+    // Runs the net on a canvas_w x canvas_h input; appends faces in canvas coordinates.
+    void decode(const ncnn::Mat& input, std::vector<Face>& faces) const {
+        ncnn::Extractor ex = model.net.create_extractor();
+        if (ex.input(config.input.c_str(), input) != 0)
+            throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        for (int stride : kStrides) {
+            ncnn::Mat score, bbox, landmark;
+            if (ex.extract(blob("cls_prob_reshape", stride).c_str(), score) != 0 ||
+                ex.extract(blob("bbox_pred", stride).c_str(), bbox) != 0 ||
+                ex.extract(blob("landmark_pred", stride).c_str(), landmark) != 0)
+                throw Error(ErrorCode::Runtime, "ncnn failed to compute the stride-" + std::to_string(stride) + " outputs");
+            check_shapes(score, bbox, landmark, stride);
+            const std::array<float, kAnchorsPerCell> sizes = anchor_sizes(stride);
+            for (int a = 0; a < kAnchorsPerCell; ++a) {
+                // Channels [0, A) hold background, [A, 2A) face probabilities.
+                const float* prob = score.channel(kAnchorsPerCell + a);
+                const float size = sizes[a];
+                for (int i = 0; i < score.h; ++i)
+                    for (int j = 0; j < score.w; ++j) {
+                        const int index = i * score.w + j;
+                        if (prob[index] < config.score_threshold) continue;
+                        // Anchors are centred on (8, 8) of their cell (a 16 px base box, scaled).
+                        const float cx = j * stride + 8.f, cy = i * stride + 8.f;
+                        const float dx = bbox.channel(a * 4 + 0)[index], dy = bbox.channel(a * 4 + 1)[index];
+                        const float dw = bbox.channel(a * 4 + 2)[index], dh = bbox.channel(a * 4 + 3)[index];
+                        const float pcx = cx + size * dx, pcy = cy + size * dy;
+                        const float pw = size * std::exp(dw), ph = size * std::exp(dh);
+                        Face f;
+                        f.x1 = pcx - pw * 0.5f;
+                        f.y1 = pcy - ph * 0.5f;
+                        f.x2 = pcx + pw * 0.5f;
+                        f.y2 = pcy + ph * 0.5f;
+                        f.score = prob[index];
+                        for (int k = 0; k < 5; ++k)
+                            f.landmarks[k] = {cx + (size + 1.f) * landmark.channel(a * 10 + 2 * k)[index],
+                                              cy + (size + 1.f) * landmark.channel(a * 10 + 2 * k + 1)[index]};
+                        faces.push_back(f);
+                    }
+            }
+        }
+    }
+
+    static void check_shapes(const ncnn::Mat& score, const ncnn::Mat& bbox, const ncnn::Mat& landmark, int stride) {
+        const bool ok = score.c == 2 * kAnchorsPerCell && bbox.c == 4 * kAnchorsPerCell &&
+                        landmark.c == 10 * kAnchorsPerCell && bbox.w == score.w && bbox.h == score.h &&
+                        landmark.w == score.w && landmark.h == score.h;
+        if (!ok)
+            throw Error(ErrorCode::ModelFormat,
+                        "stride-" + std::to_string(stride) + " outputs have " + std::to_string(score.c) + "/" +
+                            std::to_string(bbox.c) + "/" + std::to_string(landmark.c) +
+                            " channels; the insightface RetinaFace decoder needs 4/8/20 (2 anchors per cell)");
+    }
+
+    void validate_model() const {
+        std::vector<std::string> missing;
+        for (int stride : kStrides)
+            for (const char* kind : {"cls_prob_reshape", "bbox_pred", "landmark_pred"})
+                if (!model.has_blob(blob(kind, stride))) missing.push_back(blob(kind, stride));
+        if (!missing.empty())
+            throw Error(ErrorCode::ModelFormat, "this is not an insightface RetinaFace model: it lacks " + join(missing) +
+                                                    "; its blobs: " + join(model.blob_names()));
+        const std::vector<std::string> inputs = model.input_names();
+        if (std::find(inputs.begin(), inputs.end(), config.input) == inputs.end())
+            throw Error(ErrorCode::ModelFormat, "input blob '" + config.input + "' is not an input of the model; inputs: " +
+                                                    join(inputs));
+        ncnn::Mat probe(64, 64, 3);
+        probe.fill(0.f);
+        std::vector<Face> ignored;
+        decode(probe, ignored);  // throws on channel counts that do not fit the decoder
+    }
+};
+
+namespace {
+
+void check_config(const DetectorConfig& c) {
+    if (c.max_side < 0) throw Error(ErrorCode::InvalidArgument, "max_side must be >= 0");
+    if (!(c.score_threshold >= 0.f && c.score_threshold <= 1.f))
+        throw Error(ErrorCode::InvalidArgument, "score threshold must be in [0, 1]");
+    if (!(c.nms_threshold >= 0.f && c.nms_threshold <= 1.f))
+        throw Error(ErrorCode::InvalidArgument, "NMS threshold must be in [0, 1]");
+    if (!(c.min_face >= 0.f)) throw Error(ErrorCode::InvalidArgument, "min_face must be >= 0");
+    if (c.max_faces < 0) throw Error(ErrorCode::InvalidArgument, "max_faces must be >= 0");
+}
+
+}  // namespace
+
+Detector::Detector(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Detector::Detector(Detector&&) noexcept = default;
+Detector& Detector::operator=(Detector&&) noexcept = default;
+Detector::~Detector() = default;
+
+Detector Detector::from_files(const std::string& param_path, const std::string& bin_path, const DetectorConfig& config,
+                              const EmbedderOptions& options) {
+    std::string param = read_file(param_path);
+    std::string bin = read_file(bin_path);
+    return from_memory(std::move(param), std::vector<std::uint8_t>(bin.begin(), bin.end()), config, options);
+}
+
+Detector Detector::from_memory(std::string param_text, std::vector<std::uint8_t> weights, const DetectorConfig& config,
+                               const EmbedderOptions& options) {
+    check_config(config);
+    auto impl = std::make_unique<Impl>(config, options);
+    impl->model.load(param_text, &weights);
+    impl->validate_model();
+    return Detector(std::move(impl));
+}
+
+const DetectorConfig& Detector::config() const { return impl_->config; }
+
+std::vector<Face> Detector::detect(const ImageView& image) const {
+    validate(image);
+    const DetectorConfig& config = impl_->config;
+    const int longer = std::max(image.width, image.height);
+    double scale = config.max_side > 0 ? static_cast<double>(config.max_side) / longer : 1.0;
+    // Shrinking by more than 2x: average whole blocks first so bilinear sampling does not alias.
+    ImageView source = image;
+    std::vector<std::uint8_t> shrunk;
+    const int block = static_cast<int>(std::floor(1.0 / scale));
+    if (block >= 2) {
+        shrunk = box_shrink(image, block, source);
+        scale *= block;
+    }
+    const int canvas_w = std::max(32, static_cast<int>(std::ceil(source.width * scale / 32.0)) * 32);
+    const int canvas_h = std::max(32, static_cast<int>(std::ceil(source.height * scale / 32.0)) * 32);
+    // The canvas past the scaled image is border: the net's strides need multiples of 32.
+    WarpParams params;
+    params.dst_to_src = {1.0 / scale, 0, 0, 0, 1.0 / scale, 0};
+    params.out_width = canvas_w;
+    params.out_height = canvas_h;
+    ncnn::Mat input(canvas_w, canvas_h, 3);
+    float* planes[3] = {input.channel(0), input.channel(1), input.channel(2)};
+    InputNorm norm = config.norm;
+    norm.order = norm.order == PixelFormat::Gray ? PixelFormat::RGB : norm.order;
+    warp_to_planar(source, params, norm, planes);
+
+    std::vector<Face> faces;
+    impl_->decode(input, faces);
+    // Canvas -> image pixels; a shrunk pixel's centre sits (block - 1) / 2 into its block.
+    const bool shrank = block >= 2;
+    const float to_image = static_cast<float>(shrank ? block / scale : 1.0 / scale);
+    const float offset = shrank ? (block - 1) * 0.5f : 0.f;
+    const auto map = [&](float v, int limit) { return std::clamp(v * to_image + offset, 0.f, static_cast<float>(limit)); };
+    for (Face& f : faces) {
+        f.x1 = map(f.x1, image.width);
+        f.y1 = map(f.y1, image.height);
+        f.x2 = map(f.x2, image.width);
+        f.y2 = map(f.y2, image.height);
+        for (Point2f& p : f.landmarks) p = {p.x * to_image + offset, p.y * to_image + offset};
+    }
+    faces.erase(std::remove_if(faces.begin(), faces.end(),
+                               [&](const Face& f) { return std::min(f.x2 - f.x1, f.y2 - f.y1) < std::max(config.min_face, 1.f); }),
+                faces.end());
+    std::stable_sort(faces.begin(), faces.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
+    faces = non_max_suppression(faces, config.nms_threshold);
+    if (config.max_faces > 0 && faces.size() > static_cast<std::size_t>(config.max_faces)) faces.resize(config.max_faces);
+    return faces;
+}
+
+}  // namespace fastface

@@ -1,0 +1,31 @@
+// Internal: an ncnn network loaded with bounds-checked weights, shared by Embedder and Detector.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fastface/embedder.h"
+#include "net.h"
+
+namespace fastface {
+
+struct NcnnModel {
+    ncnn::Net net;
+    std::vector<std::uint8_t> weights;  // ncnn may reference weights in place: keep them alive
+
+    explicit NcnnModel(const EmbedderOptions& options);
+
+    // Parses the param text, then loads `weights` (moved in) or, when null, zero weights.
+    // Throws ModelFormat for unparsable params, truncated or oversized weights.
+    void load(const std::string& param_text, std::vector<std::uint8_t>* weights);
+
+    std::vector<std::string> blob_names() const;
+    std::vector<std::string> input_names() const;
+    bool has_blob(const std::string& name) const;
+};
+
+std::string read_file(const std::string& path);
+std::string join(const std::vector<std::string>& names);
+
+}  // namespace fastface
