@@ -20,3 +20,14 @@ def require(path: Path):
     """A skip marker for tests that need ``path`` from the shared data."""
     return pytest.mark.skipif(not path.exists(), reason=f"shared test data not found: {path} "
                                                         "(set FASTFACE_TEST_DATA to the shared 'data' folder)")
+
+RETINAFACE = DATA / "models" / "retinaface-mnet025"
+RETINAFACE_PARAM = RETINAFACE / "mnet.25-opt.param"
+
+#: deepface-sample identities (from pairs.csv's same-person pairs): first photo of each, then the rest.
+DEEPFACE_IDENTITIES = {
+    "a": ["img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg", "img7.jpg", "img10.jpg", "img11.jpg"],
+    "b": ["img3.jpg", "img12.jpg"], "c": ["img13.jpg", "img14.jpg", "img15.jpg"], "d": ["img16.jpg", "img17.jpg"],
+    "e": ["img18.jpg", "img19.jpg"], "f": ["img20.jpg", "img21.jpg"], "g": ["img22.jpg", "img23.jpg"],
+    "h": ["img24.jpg", "img25.jpg"], "i": ["img8.jpg", "img9.jpg"],
+}

@@ -221,11 +221,12 @@ std::vector<Face> Detector::detect(const ImageView& image) const {
         f.y2 = map(f.y2, image.height);
         for (Point2f& p : f.landmarks) p = {p.x * to_image + offset, p.y * to_image + offset};
     }
+    std::stable_sort(faces.begin(), faces.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
+    faces = non_max_suppression(faces, config.nms_threshold);
+    // Size filter after NMS: before it, dropping a face would let its weaker duplicates through.
     faces.erase(std::remove_if(faces.begin(), faces.end(),
                                [&](const Face& f) { return std::min(f.x2 - f.x1, f.y2 - f.y1) < std::max(config.min_face, 1.f); }),
                 faces.end());
-    std::stable_sort(faces.begin(), faces.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
-    faces = non_max_suppression(faces, config.nms_threshold);
     if (config.max_faces > 0 && faces.size() > static_cast<std::size_t>(config.max_faces)) faces.resize(config.max_faces);
     return faces;
 }

@@ -9,11 +9,13 @@ The runtime needs numpy and the C++ core only; training, export and evaluation l
 subpackages with their own extras.
 """
 from ._core import ModelError
+from .analyze import FaceAnalyzer
 from .align import ARCFACE_TEMPLATE, align, estimate_similarity
 from .detect import Detector, Face
 from .embed import Embedder, load_card
+from .gallery import Gallery, GalleryError
 from .match import cosine, search
 
-__all__ = ["ARCFACE_TEMPLATE", "Detector", "Embedder", "Face", "ModelError", "align", "cosine", "estimate_similarity",
-           "load_card", "search"]
+__all__ = ["ARCFACE_TEMPLATE", "Detector", "Embedder", "Face", "FaceAnalyzer", "Gallery", "GalleryError", "ModelError",
+           "align", "cosine", "estimate_similarity", "load_card", "search"]
 __version__ = "0.1.0"

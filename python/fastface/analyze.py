@@ -1,0 +1,35 @@
+"""The whole path in one call: image -> faces with embeddings."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ._checks import as_image, check_order
+from .detect import Detector, Face
+from .embed import Embedder
+
+
+class FaceAnalyzer:
+    """Detect, align and embed: ``FaceAnalyzer(detector, embedder).analyze(image)``.
+
+    Thread-safe; the C++ work releases the GIL, so ``analyze_many`` runs images in parallel.
+    """
+
+    def __init__(self, detector: Detector, embedder: Embedder):
+        if not isinstance(detector, Detector) or not isinstance(embedder, Embedder):
+            raise TypeError("FaceAnalyzer needs a fastface.Detector and a fastface.Embedder")
+        self.detector = detector
+        self.embedder = embedder
+
+    def analyze(self, image, channel_order: str = "BGR") -> list[Face]:
+        """Faces in ``image``, best first, each with ``.embedding`` (L2-normalized) filled."""
+        image = as_image(image)
+        order = check_order(channel_order)
+        faces = self.detector.detect(image, order)
+        for face in faces:
+            face.embedding = self.embedder.embed_image(image, face.landmarks, order)
+        return faces
+
+    def analyze_many(self, images, channel_order: str = "BGR", threads: int = 2) -> list[list[Face]]:
+        """``analyze`` for each image, ``threads`` at a time."""
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            return list(pool.map(lambda img: self.analyze(img, channel_order), images))
