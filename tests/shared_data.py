@@ -31,3 +31,18 @@ DEEPFACE_IDENTITIES = {
     "e": ["img18.jpg", "img19.jpg"], "f": ["img20.jpg", "img21.jpg"], "g": ["img22.jpg", "img23.jpg"],
     "h": ["img24.jpg", "img25.jpg"], "i": ["img8.jpg", "img9.jpg"],
 }
+YUNET_ONNX = DATA / "models" / "yunet" / "yunet_n_640_640.onnx"
+
+
+def convert_yunet(folder):
+    """YuNet ONNX -> ncnn with pnnx (skips when pnnx is not installed); returns the .param path."""
+    import shutil
+    import subprocess
+
+    pnnx = shutil.which("pnnx")
+    if pnnx is None:
+        pytest.skip("pnnx is not installed (pip install pnnx)")
+    onnx = folder / "yunet.onnx"
+    shutil.copy(YUNET_ONNX, onnx)
+    subprocess.run([pnnx, str(onnx), "inputshape=[1,3,640,640]"], cwd=folder, check=True, capture_output=True)
+    return folder / "yunet.ncnn.param"

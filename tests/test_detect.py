@@ -123,7 +123,7 @@ def test_decoding_equals_python_decoding(name):
 
 def test_wrong_model_for_the_decoder(tmp_path):
     from shared_data import MOBILEFACENET
-    with pytest.raises(fastface.ModelError, match="not an insightface RetinaFace model.*blobs: .*fc1"):
+    with pytest.raises(fastface.ModelError, match="does not fit the insightface RetinaFace decoder.*blobs: .*fc1"):
         fastface.Detector(MOBILEFACENET / "mobilefacenet.param")
     with pytest.raises(ValueError, match="unknown detector kind"):
         fastface.Detector(RETINAFACE_PARAM, kind="mtcnn")

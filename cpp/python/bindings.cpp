@@ -290,13 +290,21 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<Detector>(m, "Detector", "An ncnn face detector (see fastface.Detector for the friendly API).")
         .def(py::init([](const std::string& param, const std::string& bin, const std::string& kind,
-                         const std::string& input, const std::string& order, std::array<float, 3> mean,
+                         const std::string& input, const std::vector<std::string>& outputs, int input_width,
+                         int input_height, const std::string& order, std::array<float, 3> mean,
                          std::array<float, 3> scale, int max_side, float score_threshold, float nms_threshold,
                          float min_face, int max_faces, int threads) {
                  DetectorConfig config;
-                 if (kind != "retinaface") throw Error(ErrorCode::InvalidArgument, "unknown detector kind '" + kind + "'");
-                 config.kind = DetectorKind::RetinaFaceInsightface;
+                 if (kind == "retinaface")
+                     config.kind = DetectorKind::RetinaFaceInsightface;
+                 else if (kind == "yunet")
+                     config.kind = DetectorKind::YuNet;
+                 else
+                     throw Error(ErrorCode::InvalidArgument, "unknown detector kind '" + kind + "'");
                  config.input = input;
+                 config.outputs = outputs;
+                 config.input_width = input_width;
+                 config.input_height = input_height;
                  config.norm = input_norm(order, mean, scale);
                  config.max_side = max_side;
                  config.score_threshold = score_threshold;
@@ -306,7 +314,8 @@ PYBIND11_MODULE(_core, m) {
                  py::gil_scoped_release release;
                  return Detector::from_files(param, bin, config, EmbedderOptions{threads, false});
              }),
-             py::arg("param"), py::arg("bin"), py::arg("kind"), py::arg("input"), py::arg("order"), py::arg("mean"),
+             py::arg("param"), py::arg("bin"), py::arg("kind"), py::arg("input"), py::arg("outputs"),
+             py::arg("input_width"), py::arg("input_height"), py::arg("order"), py::arg("mean"),
              py::arg("scale"), py::arg("max_side"), py::arg("score_threshold"), py::arg("nms_threshold"),
              py::arg("min_face"), py::arg("max_faces"), py::arg("threads"))
         .def("detect", [](const Detector& self, const py::array& image, const std::string& order) {

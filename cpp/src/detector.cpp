@@ -114,6 +114,55 @@ struct Detector::Impl {
         }
     }
 
+    // YuNet: outputs[stride_index + 3 * kind] with kind 0 cls, 1 obj, 2 bbox, 3 kps.
+    void decode_yunet(const ncnn::Mat& input, std::vector<Face>& faces) const {
+        ncnn::Extractor ex = model.net.create_extractor();
+        if (ex.input(config.input.c_str(), input) != 0)
+            throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        const int yunet_strides[3] = {8, 16, 32};
+        for (int si = 0; si < 3; ++si) {
+            const int stride = yunet_strides[si], cols = input.w / stride, rows = input.h / stride;
+            ncnn::Mat out[4];
+            for (int k = 0; k < 4; ++k)
+                if (ex.extract(config.outputs[si + 3 * k].c_str(), out[k]) != 0)
+                    throw Error(ErrorCode::Runtime, "ncnn failed to compute '" + config.outputs[si + 3 * k] + "'");
+            const int widths[4] = {1, 1, 4, 10};
+            for (int k = 0; k < 4; ++k)
+                if (out[k].w != widths[k] || out[k].h != cols * rows)
+                    throw Error(ErrorCode::ModelFormat,
+                                "YuNet output '" + config.outputs[si + 3 * k] + "' is " + std::to_string(out[k].h) + "x" +
+                                    std::to_string(out[k].w) + ", expected " + std::to_string(cols * rows) + "x" +
+                                    std::to_string(widths[k]) + " for a " + std::to_string(input.w) + "x" +
+                                    std::to_string(input.h) + " input (wrong output order or input size?)");
+            for (int r = 0; r < rows; ++r)
+                for (int c = 0; c < cols; ++c) {
+                    const int i = r * cols + c;
+                    const float cls = std::clamp(out[0].row(i)[0], 0.f, 1.f), obj = std::clamp(out[1].row(i)[0], 0.f, 1.f);
+                    const float score = std::sqrt(cls * obj);
+                    if (score < config.score_threshold) continue;
+                    const float* box = out[2].row(i);
+                    const float* kps = out[3].row(i);
+                    const float cx = (c + box[0]) * stride, cy = (r + box[1]) * stride;
+                    const float w = std::exp(box[2]) * stride, h = std::exp(box[3]) * stride;
+                    Face f;
+                    f.x1 = cx - w * 0.5f;
+                    f.y1 = cy - h * 0.5f;
+                    f.x2 = cx + w * 0.5f;
+                    f.y2 = cy + h * 0.5f;
+                    f.score = score;
+                    for (int k = 0; k < 5; ++k) f.landmarks[k] = {(kps[2 * k] + c) * stride, (kps[2 * k + 1] + r) * stride};
+                    faces.push_back(f);
+                }
+        }
+    }
+
+    void run(const ncnn::Mat& input, std::vector<Face>& faces) const {
+        if (config.kind == DetectorKind::YuNet)
+            decode_yunet(input, faces);
+        else
+            decode(input, faces);
+    }
+
     static void check_shapes(const ncnn::Mat& score, const ncnn::Mat& bbox, const ncnn::Mat& landmark, int stride) {
         const bool ok = score.c == 2 * kAnchorsPerCell && bbox.c == 4 * kAnchorsPerCell &&
                         landmark.c == 10 * kAnchorsPerCell && bbox.w == score.w && bbox.h == score.h &&
@@ -126,27 +175,38 @@ struct Detector::Impl {
     }
 
     void validate_model() const {
-        std::vector<std::string> missing;
-        for (int stride : kStrides)
-            for (const char* kind : {"cls_prob_reshape", "bbox_pred", "landmark_pred"})
-                if (!model.has_blob(blob(kind, stride))) missing.push_back(blob(kind, stride));
+        std::vector<std::string> wanted = config.outputs, missing;
+        if (config.kind == DetectorKind::RetinaFaceInsightface)
+            for (int stride : kStrides)
+                for (const char* kind : {"cls_prob_reshape", "bbox_pred", "landmark_pred"}) wanted.push_back(blob(kind, stride));
+        for (const std::string& name : wanted)
+            if (!model.has_blob(name)) missing.push_back(name);
+        const char* decoder = config.kind == DetectorKind::YuNet ? "YuNet" : "insightface RetinaFace";
         if (!missing.empty())
-            throw Error(ErrorCode::ModelFormat, "this is not an insightface RetinaFace model: it lacks " + join(missing) +
-                                                    "; its blobs: " + join(model.blob_names()));
+            throw Error(ErrorCode::ModelFormat, std::string("the model does not fit the ") + decoder +
+                                                    " decoder: it lacks " + join(missing) + "; its blobs: " +
+                                                    join(model.blob_names()));
         const std::vector<std::string> inputs = model.input_names();
         if (std::find(inputs.begin(), inputs.end(), config.input) == inputs.end())
             throw Error(ErrorCode::ModelFormat, "input blob '" + config.input + "' is not an input of the model; inputs: " +
                                                     join(inputs));
-        ncnn::Mat probe(64, 64, 3);
+        ncnn::Mat probe(config.input_width > 0 ? config.input_width : 64, config.input_height > 0 ? config.input_height : 64, 3);
         probe.fill(0.f);
         std::vector<Face> ignored;
-        decode(probe, ignored);  // throws on channel counts that do not fit the decoder
+        run(probe, ignored);  // throws on output shapes that do not fit the decoder
     }
 };
 
 namespace {
 
 void check_config(const DetectorConfig& c) {
+    if (c.kind == DetectorKind::YuNet && c.outputs.size() != 12)
+        throw Error(ErrorCode::InvalidArgument, "YuNet needs 12 output names (cls, obj, bbox, kps for strides 8, 16, 32)");
+    if (c.kind == DetectorKind::YuNet && (c.input_width % 32 != 0 || c.input_height % 32 != 0 || c.input_width <= 0 ||
+                                          c.input_height <= 0))
+        throw Error(ErrorCode::InvalidArgument, "YuNet needs a fixed input size, multiples of 32");
+    if (c.input_width < 0 || c.input_height < 0 || (c.input_width > 0) != (c.input_height > 0))
+        throw Error(ErrorCode::InvalidArgument, "input size must be both positive or both 0");
     if (c.max_side < 0) throw Error(ErrorCode::InvalidArgument, "max_side must be >= 0");
     if (!(c.score_threshold >= 0.f && c.score_threshold <= 1.f))
         throw Error(ErrorCode::InvalidArgument, "score threshold must be in [0, 1]");
@@ -184,8 +244,11 @@ const DetectorConfig& Detector::config() const { return impl_->config; }
 std::vector<Face> Detector::detect(const ImageView& image) const {
     validate(image);
     const DetectorConfig& config = impl_->config;
+    const bool fixed = config.input_width > 0;
     const int longer = std::max(image.width, image.height);
-    double scale = config.max_side > 0 ? static_cast<double>(config.max_side) / longer : 1.0;
+    double scale = fixed ? std::min(static_cast<double>(config.input_width) / image.width,
+                                    static_cast<double>(config.input_height) / image.height)
+                         : (config.max_side > 0 ? static_cast<double>(config.max_side) / longer : 1.0);
     // Shrinking by more than 2x: average whole blocks first so bilinear sampling does not alias.
     ImageView source = image;
     std::vector<std::uint8_t> shrunk;
@@ -194,8 +257,8 @@ std::vector<Face> Detector::detect(const ImageView& image) const {
         shrunk = box_shrink(image, block, source);
         scale *= block;
     }
-    const int canvas_w = std::max(32, static_cast<int>(std::ceil(source.width * scale / 32.0)) * 32);
-    const int canvas_h = std::max(32, static_cast<int>(std::ceil(source.height * scale / 32.0)) * 32);
+    const int canvas_w = fixed ? config.input_width : std::max(32, static_cast<int>(std::ceil(source.width * scale / 32.0)) * 32);
+    const int canvas_h = fixed ? config.input_height : std::max(32, static_cast<int>(std::ceil(source.height * scale / 32.0)) * 32);
     // The canvas past the scaled image is border: the net's strides need multiples of 32.
     WarpParams params;
     params.dst_to_src = {1.0 / scale, 0, 0, 0, 1.0 / scale, 0};
@@ -208,7 +271,7 @@ std::vector<Face> Detector::detect(const ImageView& image) const {
     warp_to_planar(source, params, norm, planes);
 
     std::vector<Face> faces;
-    impl_->decode(input, faces);
+    impl_->run(input, faces);
     // Canvas -> image pixels; a shrunk pixel's centre sits (block - 1) / 2 into its block.
     const bool shrank = block >= 2;
     const float to_image = static_cast<float>(shrank ? block / scale : 1.0 / scale);

@@ -15,7 +15,12 @@ from ._checks import as_image, check_order
 #: Conventions of each decoder, overridable by a JSON card beside the model.
 DETECTOR_DEFAULTS = {
     # insightface RetinaFace (mnet0.25 etc.): raw 0..255 RGB in, blobs as in ncnn's example.
-    "retinaface": {"input": "data", "channel_order": "RGB", "mean": 0.0, "scale": 1.0},
+    "retinaface": {"input": "data", "outputs": [], "input_size": [0, 0], "channel_order": "RGB", "mean": 0.0,
+                   "scale": 1.0},
+    # YuNet (Apache-2.0) converted from ONNX by pnnx (see fastface export): raw 0..255 BGR in a
+    # fixed 640x640 letterbox; outputs cls/obj/bbox/kps for strides 8, 16, 32 in pnnx's names.
+    "yunet": {"input": "in0", "outputs": [f"out{i}" for i in range(12)], "input_size": [640, 640],
+              "channel_order": "BGR", "mean": 0.0, "scale": 1.0},
 }
 
 
@@ -32,8 +37,10 @@ class Face:
 class Detector:
     """An ncnn face detector: ``Detector("mnet.25-opt.param").detect(cv2.imread(path))``.
 
-    Any image size works: the core resizes the image so its longer side is ``max_side`` and maps
-    boxes and landmarks back to the original pixels. Faces smaller than ``min_face`` pixels, below
+    ``kind`` picks the output decoder: "retinaface" (insightface RetinaFace, any input size) or
+    "yunet" (fixed-size input, letterboxed). Any image size works: the core resizes the image
+    (longer side ``max_side`` for RetinaFace) and maps boxes and landmarks back to the original
+    pixels. Faces smaller than ``min_face`` pixels, below
     ``score_threshold`` or beyond the best ``max_faces`` (0 = all) are dropped.
     """
 
@@ -57,7 +64,9 @@ class Detector:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
         self.kind = kind
+        input_width, input_height = (int(v) for v in settings["input_size"])
         self._model = _core.Detector(os.fspath(param), os.fspath(bin), kind, str(settings["input"]),
+                                     [str(o) for o in settings["outputs"]], input_width, input_height,
                                      str(settings["channel_order"]).upper(), mean, scale, int(max_side),
                                      float(score_threshold), float(nms_threshold), float(min_face), int(max_faces),
                                      threads)

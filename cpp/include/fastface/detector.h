@@ -25,13 +25,20 @@ enum class DetectorKind {
     // insightface RetinaFace (mxnet lineage), as in ncnn's examples/retinaface.cpp: per stride
     // 32/16/8 the blobs face_rpn_{cls_prob_reshape,bbox_pred,landmark_pred}_stride<s>.
     RetinaFaceInsightface,
+    // YuNet (libfacedetection), converted by pnnx: per stride 8/16/32 the outputs cls (N x 1),
+    // obj (N x 1), bbox (N x 4), kps (N x 10) for N = grid cells; score = sqrt(cls * obj).
+    YuNet,
 };
 
 struct DetectorConfig {
     DetectorKind kind = DetectorKind::RetinaFaceInsightface;
     std::string input = "data";
-    InputNorm norm;               // RetinaFace-insightface: raw 0..255 RGB
+    // YuNet: the 12 output blobs, cls/obj/bbox/kps each for strides 8, 16, 32 (pnnx: out0..out11).
+    std::vector<std::string> outputs;
+    InputNorm norm;               // RetinaFace-insightface: raw 0..255 RGB; YuNet: raw BGR
     int max_side = 640;           // the image is resized so its longer side is this (0 = as is)
+    int input_width = 0;          // fixed network input (letterboxed, top-left); 0 = any size
+    int input_height = 0;
     float score_threshold = 0.5f;
     float nms_threshold = 0.4f;
     float min_face = 0.f;         // drop boxes whose shorter side is below this (image pixels)
