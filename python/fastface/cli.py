@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "verify": ("fastface.faces_cli", "verify_", "are the main faces of two photos the same person?"),
     "enroll": ("fastface.faces_cli", "enroll_", "add a folder of identity folders to a gallery file"),
     "identify": ("fastface.faces_cli", "identify_", "name the faces in a photo from a gallery"),
+    "eval": ("fastface.eval.cli", "", "verification accuracy of a model on a pair list (Table-1 metrics, ROC)"),
+    "compare": ("fastface.eval.compare", "", "metrics, params, MACs, latency and memory for several models"),
     "train": ("fastface.train.cli", "", "train a backbone with an ArcFace-style head (needs [train])"),
 }
 

@@ -79,6 +79,7 @@ def plot_roc(results, path) -> Path:
         shown = far > 0  # FAR = 0 has no place on a log axis
         ax.plot(far[shown], tar[shown], label=f"{r.name} (AUC {r.summary['auc']:.4f})")
     ax.set_xscale("log")
+    ax.set_ylim(0.0, 1.01)  # a fixed scale keeps near-perfect models readable and comparable
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
     ax.set_title("ROC")
