@@ -56,6 +56,18 @@ if(CMAKE_TOOLCHAIN_FILE)
 else()
   set(_toolchain_text "")
 endif()
+# Board presets (toolchains/boards.cmake): the ncnn build gets the same FASTFACE_BOARD, which
+# fastface's toolchain files turn into flags there; a native build passes the flags themselves.
+# The resolved flags join the cache key, so each board gets its own cached ncnn.
+if(FASTFACE_BOARD)
+  list(APPEND _ncnn_options "-DFASTFACE_BOARD=${FASTFACE_BOARD}")
+  if(NOT FASTFACE_TOOLCHAIN_APPLIES_BOARD)
+    list(APPEND _ncnn_options "-DCMAKE_C_FLAGS=${FASTFACE_TARGET_FLAGS}" "-DCMAKE_CXX_FLAGS=${FASTFACE_TARGET_FLAGS}")
+  endif()
+endif()
+if(FASTFACE_TARGET_FLAGS)
+  string(APPEND _toolchain_text "\n# target flags: ${FASTFACE_TARGET_FLAGS}")
+endif()
 find_program(FASTFACE_CCACHE ccache)
 set(_ncnn_launcher "")
 if(FASTFACE_CCACHE)
@@ -109,3 +121,5 @@ find_package(ncnn REQUIRED CONFIG PATHS "${_ncnn_config_dir}" NO_DEFAULT_PATH)
 # find_package caches ncnn_DIR; forget it so the next configure doesn't take it for the user's.
 unset(ncnn_DIR CACHE)
 message(STATUS "fastface: using ncnn ${FASTFACE_NCNN_VERSION} from ${_ncnn_prefix}")
+# Installed beside fastface (CMakeLists.txt) so a cross-built prefix is complete for the board.
+set(FASTFACE_NCNN_PREFIX "${_ncnn_prefix}")
