@@ -299,6 +299,8 @@ PYBIND11_MODULE(_core, m) {
                      config.kind = DetectorKind::RetinaFaceInsightface;
                  else if (kind == "yunet")
                      config.kind = DetectorKind::YuNet;
+                 else if (kind == "retinaface-torch")
+                     config.kind = DetectorKind::RetinaFaceBiubug6;
                  else
                      throw Error(ErrorCode::InvalidArgument, "unknown detector kind '" + kind + "'");
                  config.input = input;

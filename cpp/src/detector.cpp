@@ -156,11 +156,61 @@ struct Detector::Impl {
         }
     }
 
+    // biubug6 RetinaFace: outputs over priors laid out stride by stride, cell by cell (row-major),
+    // two sizes per cell.
+    void decode_biubug6(const ncnn::Mat& input, std::vector<Face>& faces) const {
+        ncnn::Extractor ex = model.net.create_extractor();
+        if (ex.input(config.input.c_str(), input) != 0)
+            throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        ncnn::Mat loc, conf, landmarks;
+        if (ex.extract(config.outputs[0].c_str(), loc) != 0 || ex.extract(config.outputs[1].c_str(), conf) != 0 ||
+            ex.extract(config.outputs[2].c_str(), landmarks) != 0)
+            throw Error(ErrorCode::Runtime, "ncnn failed to compute the RetinaFace outputs");
+        const int steps[3] = {8, 16, 32};
+        const float sizes[3][2] = {{16.f, 32.f}, {64.f, 128.f}, {256.f, 512.f}};
+        int priors = 0;
+        for (int step : steps) priors += 2 * ((input.h + step - 1) / step) * ((input.w + step - 1) / step);
+        if (loc.w != 4 || conf.w != 2 || landmarks.w != 10 || loc.h != priors || conf.h != priors || landmarks.h != priors)
+            throw Error(ErrorCode::ModelFormat,
+                        "RetinaFace outputs are " + std::to_string(loc.h) + "x" + std::to_string(loc.w) + ", " +
+                            std::to_string(conf.h) + "x" + std::to_string(conf.w) + ", " + std::to_string(landmarks.h) +
+                            "x" + std::to_string(landmarks.w) + "; expected " + std::to_string(priors) +
+                            "x4, x2, x10 (loc, conf, landmarks) for a " + std::to_string(input.w) + "x" +
+                            std::to_string(input.h) + " input");
+        constexpr float kCentreVariance = 0.1f, kSizeVariance = 0.2f;
+        int index = 0;
+        for (int k = 0; k < 3; ++k) {
+            const int step = steps[k], rows = (input.h + step - 1) / step, cols = (input.w + step - 1) / step;
+            for (int i = 0; i < rows; ++i)
+                for (int j = 0; j < cols; ++j)
+                    for (float size : sizes[k]) {
+                        const int n = index++;
+                        const float score = conf.row(n)[1];
+                        if (score < config.score_threshold) continue;
+                        const float cx = (j + 0.5f) * step, cy = (i + 0.5f) * step;
+                        const float* d = loc.row(n);
+                        const float bx = cx + d[0] * kCentreVariance * size, by = cy + d[1] * kCentreVariance * size;
+                        const float bw = size * std::exp(d[2] * kSizeVariance), bh = size * std::exp(d[3] * kSizeVariance);
+                        Face f;
+                        f.x1 = bx - bw * 0.5f;
+                        f.y1 = by - bh * 0.5f;
+                        f.x2 = bx + bw * 0.5f;
+                        f.y2 = by + bh * 0.5f;
+                        f.score = score;
+                        const float* l = landmarks.row(n);
+                        for (int m = 0; m < 5; ++m)
+                            f.landmarks[m] = {cx + l[2 * m] * kCentreVariance * size, cy + l[2 * m + 1] * kCentreVariance * size};
+                        faces.push_back(f);
+                    }
+        }
+    }
+
     void run(const ncnn::Mat& input, std::vector<Face>& faces) const {
-        if (config.kind == DetectorKind::YuNet)
-            decode_yunet(input, faces);
-        else
-            decode(input, faces);
+        switch (config.kind) {
+            case DetectorKind::YuNet: decode_yunet(input, faces); return;
+            case DetectorKind::RetinaFaceBiubug6: decode_biubug6(input, faces); return;
+            case DetectorKind::RetinaFaceInsightface: decode(input, faces); return;
+        }
     }
 
     static void check_shapes(const ncnn::Mat& score, const ncnn::Mat& bbox, const ncnn::Mat& landmark, int stride) {
@@ -181,7 +231,9 @@ struct Detector::Impl {
                 for (const char* kind : {"cls_prob_reshape", "bbox_pred", "landmark_pred"}) wanted.push_back(blob(kind, stride));
         for (const std::string& name : wanted)
             if (!model.has_blob(name)) missing.push_back(name);
-        const char* decoder = config.kind == DetectorKind::YuNet ? "YuNet" : "insightface RetinaFace";
+        const char* decoder = config.kind == DetectorKind::YuNet               ? "YuNet"
+                              : config.kind == DetectorKind::RetinaFaceBiubug6 ? "PyTorch (biubug6) RetinaFace"
+                                                                               : "insightface RetinaFace";
         if (!missing.empty())
             throw Error(ErrorCode::ModelFormat, std::string("the model does not fit the ") + decoder +
                                                     " decoder: it lacks " + join(missing) + "; its blobs: " +
@@ -202,9 +254,11 @@ namespace {
 void check_config(const DetectorConfig& c) {
     if (c.kind == DetectorKind::YuNet && c.outputs.size() != 12)
         throw Error(ErrorCode::InvalidArgument, "YuNet needs 12 output names (cls, obj, bbox, kps for strides 8, 16, 32)");
-    if (c.kind == DetectorKind::YuNet && (c.input_width % 32 != 0 || c.input_height % 32 != 0 || c.input_width <= 0 ||
-                                          c.input_height <= 0))
-        throw Error(ErrorCode::InvalidArgument, "YuNet needs a fixed input size, multiples of 32");
+    if (c.kind == DetectorKind::RetinaFaceBiubug6 && c.outputs.size() != 3)
+        throw Error(ErrorCode::InvalidArgument, "RetinaFace (PyTorch) needs 3 output names: loc, conf, landmarks");
+    const bool fixed_size = c.kind != DetectorKind::RetinaFaceInsightface;  // pnnx bakes the input size in
+    if (fixed_size && (c.input_width % 32 != 0 || c.input_height % 32 != 0 || c.input_width <= 0 || c.input_height <= 0))
+        throw Error(ErrorCode::InvalidArgument, "this detector needs a fixed input size, multiples of 32");
     if (c.input_width < 0 || c.input_height < 0 || (c.input_width > 0) != (c.input_height > 0))
         throw Error(ErrorCode::InvalidArgument, "input size must be both positive or both 0");
     if (c.max_side < 0) throw Error(ErrorCode::InvalidArgument, "max_side must be >= 0");

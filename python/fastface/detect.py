@@ -17,6 +17,10 @@ DETECTOR_DEFAULTS = {
     # insightface RetinaFace (mnet0.25 etc.): raw 0..255 RGB in, blobs as in ncnn's example.
     "retinaface": {"input": "data", "outputs": [], "input_size": [0, 0], "channel_order": "RGB", "mean": 0.0,
                    "scale": 1.0},
+    # fastface's PyTorch RetinaFace (biubug6-compatible, fastface.train.retinaface) converted by
+    # pnnx at a fixed size: BGR minus (104, 117, 123), outputs loc, conf, landmarks.
+    "retinaface-torch": {"input": "in0", "outputs": ["out0", "out1", "out2"], "input_size": [640, 640],
+                         "channel_order": "BGR", "mean": [104.0, 117.0, 123.0], "scale": 1.0},
     # YuNet (Apache-2.0) converted from ONNX by pnnx (see fastface export): raw 0..255 BGR in a
     # fixed 640x640 letterbox; outputs cls/obj/bbox/kps for strides 8, 16, 32 in pnnx's names.
     "yunet": {"input": "in0", "outputs": [f"out{i}" for i in range(12)], "input_size": [640, 640],
@@ -37,8 +41,9 @@ class Face:
 class Detector:
     """An ncnn face detector: ``Detector("mnet.25-opt.param").detect(cv2.imread(path))``.
 
-    ``kind`` picks the output decoder: "retinaface" (insightface RetinaFace, any input size) or
-    "yunet" (fixed-size input, letterboxed). Any image size works: the core resizes the image
+    ``kind`` picks the output decoder: "retinaface" (insightface RetinaFace, any input size),
+    "retinaface-torch" (fastface's PyTorch RetinaFace exported by pnnx) or "yunet"; the last two
+    take a fixed-size, letterboxed input. Any image size works: the core resizes the image
     (longer side ``max_side`` for RetinaFace) and maps boxes and landmarks back to the original
     pixels. Faces smaller than ``min_face`` pixels, below
     ``score_threshold`` or beyond the best ``max_faces`` (0 = all) are dropped.

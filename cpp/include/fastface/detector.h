@@ -25,6 +25,10 @@ enum class DetectorKind {
     // insightface RetinaFace (mxnet lineage), as in ncnn's examples/retinaface.cpp: per stride
     // 32/16/8 the blobs face_rpn_{cls_prob_reshape,bbox_pred,landmark_pred}_stride<s>.
     RetinaFaceInsightface,
+    // RetinaFace as in biubug6/Pytorch_Retinaface (fastface.train.retinaface), converted by
+    // pnnx: outputs loc (N x 4), conf (N x 2, softmaxed), landmarks (N x 10) over SSD priors
+    // (min sizes 16/32, 64/128, 256/512 at strides 8/16/32; variances 0.1, 0.2).
+    RetinaFaceBiubug6,
     // YuNet (libfacedetection), converted by pnnx: per stride 8/16/32 the outputs cls (N x 1),
     // obj (N x 1), bbox (N x 4), kps (N x 10) for N = grid cells; score = sqrt(cls * obj).
     YuNet,
@@ -34,6 +38,7 @@ struct DetectorConfig {
     DetectorKind kind = DetectorKind::RetinaFaceInsightface;
     std::string input = "data";
     // YuNet: the 12 output blobs, cls/obj/bbox/kps each for strides 8, 16, 32 (pnnx: out0..out11).
+    // RetinaFaceBiubug6: loc, conf, landmarks (pnnx: out0..out2).
     std::vector<std::string> outputs;
     InputNorm norm;               // RetinaFace-insightface: raw 0..255 RGB; YuNet: raw BGR
     int max_side = 640;           // the image is resized so its longer side is this (0 = as is)
