@@ -86,6 +86,7 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "fastface C++ core: alignment, ncnn embedding and cosine matching";
 
     static py::exception<Error> model_error(m, "ModelError", PyExc_ValueError);
+    model_error.attr("__doc__") = "A model file ncnn cannot load, or one that does not fit its card or decoder.";
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
