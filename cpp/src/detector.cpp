@@ -47,6 +47,17 @@ std::vector<std::uint8_t> box_shrink(const ImageView& src, int k, ImageView& out
     return pixels;
 }
 
+// A face box from its centre and size (every decoder predicts boxes this way).
+Face centred_face(float cx, float cy, float w, float h, float score) {
+    Face f;
+    f.x1 = cx - w * 0.5f;
+    f.y1 = cy - h * 0.5f;
+    f.x2 = cx + w * 0.5f;
+    f.y2 = cy + h * 0.5f;
+    f.score = score;
+    return f;
+}
+
 float iou(const Face& a, const Face& b) {
     const float iw = std::min(a.x2, b.x2) - std::max(a.x1, b.x1), ih = std::min(a.y2, b.y2) - std::max(a.y1, b.y1);
     if (iw <= 0 || ih <= 0) return 0.f;
@@ -99,12 +110,7 @@ struct Detector::Impl {
                         const float dw = bbox.channel(a * 4 + 2)[index], dh = bbox.channel(a * 4 + 3)[index];
                         const float pcx = cx + size * dx, pcy = cy + size * dy;
                         const float pw = size * std::exp(dw), ph = size * std::exp(dh);
-                        Face f;
-                        f.x1 = pcx - pw * 0.5f;
-                        f.y1 = pcy - ph * 0.5f;
-                        f.x2 = pcx + pw * 0.5f;
-                        f.y2 = pcy + ph * 0.5f;
-                        f.score = prob[index];
+                        Face f = centred_face(pcx, pcy, pw, ph, prob[index]);
                         for (int k = 0; k < 5; ++k)
                             f.landmarks[k] = {cx + (size + 1.f) * landmark.channel(a * 10 + 2 * k)[index],
                                               cy + (size + 1.f) * landmark.channel(a * 10 + 2 * k + 1)[index]};
@@ -144,12 +150,7 @@ struct Detector::Impl {
                     const float* kps = out[3].row(i);
                     const float cx = (c + box[0]) * stride, cy = (r + box[1]) * stride;
                     const float w = std::exp(box[2]) * stride, h = std::exp(box[3]) * stride;
-                    Face f;
-                    f.x1 = cx - w * 0.5f;
-                    f.y1 = cy - h * 0.5f;
-                    f.x2 = cx + w * 0.5f;
-                    f.y2 = cy + h * 0.5f;
-                    f.score = score;
+                    Face f = centred_face(cx, cy, w, h, score);
                     for (int k = 0; k < 5; ++k) f.landmarks[k] = {(kps[2 * k] + c) * stride, (kps[2 * k + 1] + r) * stride};
                     faces.push_back(f);
                 }
@@ -191,12 +192,7 @@ struct Detector::Impl {
                         const float* d = loc.row(n);
                         const float bx = cx + d[0] * kCentreVariance * size, by = cy + d[1] * kCentreVariance * size;
                         const float bw = size * std::exp(d[2] * kSizeVariance), bh = size * std::exp(d[3] * kSizeVariance);
-                        Face f;
-                        f.x1 = bx - bw * 0.5f;
-                        f.y1 = by - bh * 0.5f;
-                        f.x2 = bx + bw * 0.5f;
-                        f.y2 = by + bh * 0.5f;
-                        f.score = score;
+                        Face f = centred_face(bx, by, bw, bh, score);
                         const float* l = landmarks.row(n);
                         for (int m = 0; m < 5; ++m)
                             f.landmarks[m] = {cx + l[2 * m] * kCentreVariance * size, cy + l[2 * m + 1] * kCentreVariance * size};
