@@ -28,17 +28,15 @@ _strftime = time.strftime
 def _pinned_strftime(fmt, *args):
     return _release if fmt == "%Y%m%d" else _strftime(fmt, *args)
 time.strftime = _pinned_strftime
-# Chain to the next sitecustomize on the path, if any.
-_here = {here!r}
-_saved = sys.path[:]
-sys.path[:] = [p for p in sys.path if p != _here]
+# Chain to the next sitecustomize on the path, if any (pip's build isolation has one). Our
+# folder leaves sys.path for good: the next one may rebuild sys.path, and that must stand.
+sys.path[:] = [p for p in sys.path if p != {here!r}]
 _this_module = sys.modules.pop("sitecustomize")
 try:
     importlib.import_module("sitecustomize")
 except ImportError:
     pass
 finally:
-    sys.path[:] = _saved
     sys.modules["sitecustomize"] = _this_module  # the import machinery expects to find us
 '''
 
