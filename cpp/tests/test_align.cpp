@@ -106,8 +106,8 @@ TEST(invert_affine_round_trips) {
 
 TEST(simd_warps_match_scalar) {
     std::mt19937 rng(4);
-    const int sizes[][2] = {{1, 1}, {2, 2}, {3, 5}, {7, 3}, {16, 16}, {37, 29}, {112, 112}, {250, 180}};
-    const int out_sizes[][2] = {{1, 1}, {7, 5}, {8, 8}, {17, 9}, {112, 112}};
+    const int sizes[][2] = {{1, 1}, {2, 2}, {3, 5}, {7, 3}, {16, 16}, {37, 29}, {112, 112}, {250, 180}, {640, 480}};
+    const int out_sizes[][2] = {{1, 1}, {7, 5}, {8, 8}, {17, 9}, {37, 20}, {112, 112}, {150, 6}};
     int compared = 0;
     for (Isa isa : available_isas()) {
         if (isa == Isa::Scalar) continue;

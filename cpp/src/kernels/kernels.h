@@ -76,6 +76,27 @@ inline void store_pixel(const WarpArgs& a, int x, int y, const float* values) {
     }
 }
 
+// The vector warps read kWarpLoadBytes at each pixel's top-left neighbour and at the one below
+// it: both horizontal neighbours in one load.
+constexpr int kWarpLoadBytes = 8;
+
+// Whether every output pixel of a row (source points m[0] * x + row_x, m[3] * x + row_y, as
+// the scalar reference computes them) has its four neighbours inside the image and the bottom
+// two above the last source row, so that no load reaches past the end of the buffer (given a
+// stride that covers what a load reads past the right neighbour). The points move
+// monotonically along a row, so its two ends decide.
+inline bool warp_row_interior(const WarpArgs& a, float row_x, float row_y) {
+    if (a.src_stride < kWarpLoadBytes - 2 * a.src_channels) return false;
+    const float last = static_cast<float>(a.out_width - 1);
+    const float x_end = static_cast<float>(a.src_width - 1), y_end = static_cast<float>(a.src_height - 2);
+    for (int end = 0; end < 2; ++end) {
+        const float x = end ? last : 0.f;
+        const float sx = a.m[0] * x + row_x, sy = a.m[3] * x + row_y;
+        if (!(sx >= 0.f && sx < x_end && sy >= 0.f && sy < y_end)) return false;
+    }
+    return true;
+}
+
 // Warps output rows [row_begin, row_end).
 void warp_rows_scalar(const WarpArgs& a, int row_begin, int row_end);
 void warp_rows_sse2(const WarpArgs& a, int row_begin, int row_end);
