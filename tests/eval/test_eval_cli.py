@@ -8,7 +8,10 @@ import pytest
 from fastface.demo import write_demo_model
 from shared_data import DEEPFACE, MOBILEFACENET, MOBILEFACENET_CARD, RETINAFACE_PARAM, require
 
-pytestmark = [require(MOBILEFACENET), require(DEEPFACE), require(RETINAFACE_PARAM)]
+def needs_shared(test):
+    for marker in (require(MOBILEFACENET), require(DEEPFACE), require(RETINAFACE_PARAM)):
+        test = marker(test)
+    return test
 
 
 def cli(*args):
@@ -24,6 +27,7 @@ def mobilefacenet(tmp_path_factory):
     return folder / "mobilefacenet.param"
 
 
+@needs_shared
 def test_eval_on_raw_photos(tmp_path, mobilefacenet):
     out = cli("eval", "--model", mobilefacenet, "--pairs", DEEPFACE / "pairs.csv", "--detector", RETINAFACE_PARAM,
               "--out", tmp_path)
@@ -34,6 +38,7 @@ def test_eval_on_raw_photos(tmp_path, mobilefacenet):
     assert (tmp_path / "report.md").is_file()
 
 
+@needs_shared
 def test_compare_times_models_with_and_without_weights(tmp_path, mobilefacenet):
     architecture_only = write_demo_model(tmp_path)
     architecture_only.with_suffix(".bin").unlink()  # timing must not need weights
@@ -58,3 +63,13 @@ def test_compare_times_models_with_and_without_weights(tmp_path, mobilefacenet):
 def test_compare_errors(tmp_path):
     out = cli("compare", tmp_path / "missing.param")
     assert out.returncode == 2 and "card" in out.stderr
+
+
+def test_compare_without_arguments_times_the_bundled_architectures(tmp_path):
+    out = cli("compare", "--seconds", "0.1", "--out", tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = {row["name"]: row for row in json.loads((tmp_path / "compare.json").read_text())["models"]}
+    assert {"mobilefacenet", "se_iresnet100"} <= set(rows)
+    assert rows["se_iresnet100"]["params"] > 60e6 and rows["mobilefacenet"]["params"] < 1.1e6
+    assert not rows["se_iresnet100"]["has_weights"]  # architecture only: timed with zero weights
+    assert rows["se_iresnet100"]["stages"]["embed"]["median_ms"] > rows["mobilefacenet"]["stages"]["embed"]["median_ms"]
