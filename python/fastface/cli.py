@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "eval": ("fastface.eval.cli", "", "verification accuracy of a model on a pair list (Table-1 metrics, ROC)"),
     "compare": ("fastface.eval.compare", "", "metrics, params, MACs, latency and memory for several models"),
     "train": ("fastface.train.cli", "", "train a backbone with an ArcFace-style head (needs [train])"),
+    "export": ("fastface.export.cli", "", "convert a model to ncnn via pnnx, proven by a parity gate (needs [export])"),
 }
 
 

@@ -41,7 +41,8 @@ class Face:
 class Detector:
     """An ncnn face detector: ``Detector("mnet.25-opt.param").detect(cv2.imread(path))``.
 
-    ``kind`` picks the output decoder: "retinaface" (insightface RetinaFace, any input size),
+    ``kind`` picks the output decoder (default: the card's "kind", else "retinaface"):
+    "retinaface" (insightface RetinaFace, any input size),
     "retinaface-torch" (fastface's PyTorch RetinaFace exported by pnnx) or "yunet"; the last two
     take a fixed-size, letterboxed input. Any image size works: the core resizes the image
     (longer side ``max_side`` for RetinaFace) and maps boxes and landmarks back to the original
@@ -49,10 +50,10 @@ class Detector:
     ``score_threshold`` or beyond the best ``max_faces`` (0 = all) are dropped.
     """
 
-    def __init__(self, param, bin=None, kind: str = "retinaface", threads: int = 1, score_threshold: float = 0.5,
+    def __init__(self, param, bin=None, kind: Optional[str] = None, threads: int = 1, score_threshold: float = 0.5,
                  nms_threshold: float = 0.4, min_face: float = 0.0, max_faces: int = 0, max_side: int = 640,
                  card=None):
-        if kind not in DETECTOR_DEFAULTS:
+        if kind is not None and kind not in DETECTOR_DEFAULTS:
             raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(DETECTOR_DEFAULTS)}")
         param = Path(param)
         if not param.is_file():
@@ -60,11 +61,19 @@ class Detector:
         bin = Path(bin) if bin is not None else param.with_suffix(".bin")
         if not bin.is_file():
             raise FileNotFoundError(f"no ncnn weights file at {bin}")
-        settings = dict(DETECTOR_DEFAULTS[kind])
         if card is None and param.with_suffix(".json").is_file():
             card = param.with_suffix(".json")
+        fields = {}
         if card is not None:
-            settings.update(json.loads(Path(card).read_text()) if isinstance(card, (str, os.PathLike)) else card)
+            fields = dict(json.loads(Path(card).read_text()) if isinstance(card, (str, os.PathLike)) else card)
+        if kind is None:
+            kind = fields.get("kind") or "retinaface"
+        elif fields.get("kind") not in (None, kind):
+            raise ValueError(f"kind={kind!r} given, but the model card says {fields['kind']!r}")
+        if kind not in DETECTOR_DEFAULTS:
+            raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(DETECTOR_DEFAULTS)}")
+        settings = dict(DETECTOR_DEFAULTS[kind])
+        settings.update(fields)
         mean, scale = (np.broadcast_to(np.asarray(settings[k], np.float32), 3).tolist() for k in ("mean", "scale"))
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")

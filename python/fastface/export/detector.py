@@ -1,0 +1,194 @@
+"""Face detectors -> ncnn + a detector card that :class:`fastface.Detector` reads, gated by
+parity of every raw output tensor with the source framework.
+
+YuNet comes from ONNX (libfacedetection.train's ``yunet_n_640_640.onnx``); any detector given
+as a torch module (e.g. a PyTorch RetinaFace) goes through TorchScript, with the decoder's
+settings passed as card fields.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ._common import (
+    Clock,
+    ExportResult,
+    Staging,
+    check_name,
+    convert_onnx,
+    converted_blobs,
+    file_hashes,
+    provenance,
+    trace_and_convert,
+)
+from .errors import ExportError, ParityError, PnnxError
+from .faces import load_photos, synthetic_faces
+from .parity import check_detector, onnx_reference, torch_reference
+from .pnnx_tool import OPTLEVEL, find_pnnx, macs_from_pnnx_param
+from .sources import OnnxSource, load_onnx, module_source
+
+#: YuNet's outputs in the order fastface's decoder takes them.
+YUNET_OUTPUTS = [f"{head}_{stride}" for head in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]
+
+#: Exporter-side settings per kind, on top of the engine's defaults for that kind
+#: (``fastface.detect.DETECTOR_DEFAULTS``: normalization, input size). ``output_order`` names
+#: the source outputs in the order the decoder takes them (default: the source's order).
+DETECTOR_KINDS = {"yunet": {"output_order": YUNET_OUTPUTS}}
+
+
+def kind_defaults(kind: str) -> dict:
+    """Card fields a detector of ``kind`` gets unless the caller says otherwise."""
+    from ..detect import DETECTOR_DEFAULTS
+
+    base = {k: v for k, v in DETECTOR_DEFAULTS.get(kind, {}).items() if k in ("channel_order", "mean", "scale")}
+    size = DETECTOR_DEFAULTS.get(kind, {}).get("input_size")
+    if size and all(size):
+        base["input_size"] = list(size)
+    return {**base, **DETECTOR_KINDS.get(kind, {})}
+
+
+#: Synthetic images in a detector's gate when none are given.
+SYNTHETIC_IMAGES = 2
+
+
+def export_detector(source, out, name: str | None = None, *, kind: str | None = None, card: dict | None = None,
+                    input_size=None, output_names: Sequence[str] | None = None, fp16: bool = False, images=None,
+                    num_images: int | None = None, allow_parity_failure: bool = False, optlevel: int = OPTLEVEL,
+                    log: Callable[[str], None] | None = None) -> ExportResult:
+    """Convert a detector to ncnn in ``out`` with a card ``{"kind", "input", "outputs",
+    "input_size", "channel_order", "mean", "scale", ...}``.
+
+    ``source``: an ``.onnx`` path or a torch module. ``kind`` picks the decoder ("yunet",
+    "retinaface", or a new one described fully by ``card``). ``card`` adds or overrides card
+    fields (normalization, ``input_size`` [w, h], ``output_order`` = source output names in the
+    decoder's order, anchors, ...). ``output_names`` names a torch module's outputs in return
+    order (ONNX files name their own). ``images``: photos (folder or list, letterboxed to the
+    input size) or a uint8 BGR (N, H, W, 3) array for the gate; default: synthetic ones.
+    """
+    clock = Clock(log)
+    precision = "fp16" if fp16 else "fp32"
+    from ..detect import DETECTOR_DEFAULTS
+
+    fields = dict(card or {})
+    kind = kind or fields.get("kind")
+    if not kind:
+        raise ExportError(f"say which decoder the detector is for: kind= one of {sorted(DETECTOR_DEFAULTS)} "
+                          "(or a new kind described by card=)")
+    defaults = kind_defaults(kind)
+    default_size = defaults.pop("input_size", None)
+    fixed = [k for k in ("input", "outputs") if k in fields]
+    if fixed:
+        raise ExportError(f"card fields {fixed} come from the conversion (pnnx names the blobs); "
+                          "reorder outputs with card={'output_order': [source output names]}")
+    fields = {**defaults, **fields, "kind": kind}
+    find_pnnx()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".onnx":
+        src = load_onnx(source)
+        names_in_order = src.output_names
+        shape = src.input_shape
+        if input_size is None and "input_size" not in fields and len(shape) == 4 \
+                and all(isinstance(d, int) and d > 0 for d in shape[2:]):
+            input_size = [int(shape[3]), int(shape[2])]
+    elif torch is not None and isinstance(source, torch.nn.Module):
+        src = module_source(source, None, (1, 1))
+        names_in_order = list(output_names) if output_names else None
+    elif isinstance(source, OnnxSource):
+        src, names_in_order = source, source.output_names
+    else:
+        raise ExportError(f"cannot export a detector from {type(source).__name__}: pass an .onnx path or a torch module")
+    size = input_size if input_size is not None else fields.get("input_size", default_size)
+    if size is None:
+        raise ExportError("say at which fixed size to convert the detector: input_size=[width, height]")
+    width, height = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    fields["input_size"] = [width, height]
+    is_onnx = isinstance(src, OnnxSource)
+    name = check_name(name or (src.path.stem if is_onnx else kind))
+    clock.lap("load")
+
+    with Staging(out, name) as staging:
+        shape = [1, 3, height, width]
+        converted = convert_onnx(src.path, shape, staging, fp16, optlevel) if is_onnx else \
+            trace_and_convert(src.model, shape, staging, fp16, optlevel)
+        inputs, outputs = converted_blobs(converted)
+        count = len(outputs)
+        by_index = {int(m.group(1)): b for b in outputs if (m := re.fullmatch(r"out(\d+)", b))}
+        if sorted(by_index) != list(range(count)):
+            raise PnnxError(f"unexpected output blob names {outputs} (pnnx names them out0..outN)", converted.log)
+        names_in_order = names_in_order or [f"output{i}" for i in range(count)]
+        if len(names_in_order) != count:
+            raise ExportError(f"{len(names_in_order)} output names given, the model has {count} outputs")
+        order = list(fields.pop("output_order", None) or names_in_order)
+        unknown = [n for n in order if n not in names_in_order]
+        if unknown or len(order) != count:
+            raise ExportError(f"output_order {order} does not name the model's outputs {names_in_order}")
+        blobs = [by_index[names_in_order.index(n)] for n in order]
+        clock.lap("convert", f"pnnx converted {name} ({precision} weights, optlevel {optlevel})")
+
+        if images is None:
+            pixels = synthetic_faces(num_images or SYNTHETIC_IMAGES, (width, height))
+            image_names = [f"synthetic-{i}" for i in range(len(pixels))]
+            image_set = f"{len(pixels)} synthetic images (fixed seed)"
+        elif isinstance(images, np.ndarray):
+            pixels = images[:num_images]
+            image_names = [f"image-{i}" for i in range(len(pixels))]
+            image_set = f"{len(pixels)} given images"
+        else:
+            pixels, image_names = load_photos(images, (width, height), num_images)
+            image_set = f"{len(pixels)} photos, letterboxed"
+        if pixels.ndim != 4 or pixels.shape[1:] != (height, width, 3) or pixels.dtype != np.uint8:
+            raise ExportError(f"parity images must be uint8 (N, {height}, {width}, 3), got {pixels.dtype} {pixels.shape}")
+
+        out_card = {"name": name, "task": "detection", "kind": kind, "input": inputs[0], "outputs": blobs,
+                    "source_outputs": order, **{k: v for k, v in fields.items() if k not in ("kind",)},
+                    "precision": precision}
+        out_card.setdefault("channel_order", "RGB")
+        out_card.setdefault("mean", 0.0)
+        out_card.setdefault("scale", 1.0)
+        source_reference = onnx_reference(src.session) if is_onnx else torch_reference(src.model)
+        source_index = [names_in_order.index(n) for n in order]
+
+        def reference(x):
+            values = source_reference(x)
+            return [values[i] for i in source_index]
+
+        report = check_detector(reference, converted.param, converted.bin, out_card, blobs, pixels, image_names,
+                                precision, image_set, source="onnxruntime" if is_onnx else "torch",
+                                output_names=order)
+        clock.lap("gate", f"parity gate {'passed' if report.passed else 'FAILED'}: min cosine {report.min_cosine:.8f}")
+        if not report.passed and not allow_parity_failure:
+            raise ParityError(report)
+        _check_decoder(converted, out_card)
+
+        params = src.params if is_onnx else int(sum(p.numel() for p in src.model.parameters()))
+        files = {".param": converted.param, ".bin": converted.bin}
+        out_card.update({"params": params, "macs": macs_from_pnnx_param(converted.pnnx_param.read_text()),
+                         **provenance(src.info, fp16, optlevel), "parity": report.to_json(),
+                         "files": file_hashes(files)})
+        card_path = staging.install(files, out_card)
+    clock.lap("install")
+    return ExportResult(staging.final(".param"), staging.final(".bin"), card_path, out_card, report, clock.seconds)
+
+
+def _check_decoder(converted, card: dict) -> None:
+    """Where fastface's core has a decoder for this kind, it must accept the converted model."""
+    from .. import Detector
+    from ..detect import DETECTOR_DEFAULTS
+
+    if card["kind"] not in DETECTOR_DEFAULTS:
+        return
+    try:
+        Detector(converted.param, converted.bin, kind=card["kind"], card=card)
+    except Exception as exc:  # noqa: BLE001 - ModelError, ValueError
+        raise ExportError(f"fastface's {card['kind']} decoder rejects the converted model: {exc}") from None
+
+
+__all__ = ["DETECTOR_KINDS", "YUNET_OUTPUTS", "export_detector"]
