@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace fastface {
 namespace kernels {
@@ -95,6 +96,30 @@ inline bool warp_row_interior(const WarpArgs& a, float row_x, float row_y) {
         if (!(sx >= 0.f && sx < x_end && sy >= 0.f && sy < y_end)) return false;
     }
     return true;
+}
+
+// The output kinds the vector warps specialise for: planar float, interleaved uint8 with 1 or 3
+// channels.
+enum class WarpOut { Planar, Gray, Color };
+
+// Calls body(channels, output) with std::integral_constant values for the source's channel
+// count (1 or 3) and the output kind of `a`, so each ISA instantiates its row loop once per case.
+template <typename Body>
+void dispatch_warp(const WarpArgs& a, Body body) {
+    using One = std::integral_constant<int, 1>;
+    using Three = std::integral_constant<int, 3>;
+    auto by_output = [&](auto channels) {
+        if (a.planes)
+            body(channels, std::integral_constant<WarpOut, WarpOut::Planar>{});
+        else if (a.out_channels == 1)
+            body(channels, std::integral_constant<WarpOut, WarpOut::Gray>{});
+        else
+            body(channels, std::integral_constant<WarpOut, WarpOut::Color>{});
+    };
+    if (a.src_channels == 1)
+        by_output(One{});
+    else
+        by_output(Three{});
 }
 
 // Warps output rows [row_begin, row_end).

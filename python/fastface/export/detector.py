@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from ._common import (
     Clock,
@@ -27,7 +26,7 @@ from ._common import (
     trace_and_convert,
 )
 from .errors import ExportError, ParityError, PnnxError
-from .faces import load_photos, synthetic_faces
+from .faces import gate_images, load_photos
 from .parity import check_detector, onnx_reference, torch_reference
 from .pnnx_tool import OPTLEVEL, find_pnnx, macs_from_pnnx_param
 from .sources import OnnxSource, load_onnx, module_source
@@ -133,20 +132,8 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
         blobs = [by_index[names_in_order.index(n)] for n in order]
         clock.lap("convert", f"pnnx converted {name} ({precision} weights, optlevel {optlevel})")
 
-        if images is None:
-            pixels = synthetic_faces(num_images or SYNTHETIC_IMAGES, (width, height))
-            image_names = [f"synthetic-{i}" for i in range(len(pixels))]
-            image_set = f"{len(pixels)} synthetic images (fixed seed)"
-        elif isinstance(images, np.ndarray):
-            pixels = images[:num_images]
-            image_names = [f"image-{i}" for i in range(len(pixels))]
-            image_set = f"{len(pixels)} given images"
-        else:
-            pixels, image_names = load_photos(images, (width, height), num_images)
-            image_set = f"{len(pixels)} photos, letterboxed"
-        if pixels.ndim != 4 or pixels.shape[1:] != (height, width, 3) or pixels.dtype != np.uint8:
-            raise ExportError(f"parity images must be uint8 (N, {height}, {width}, 3), got {pixels.dtype} {pixels.shape}")
-
+        pixels, image_names, image_set = gate_images(images, (width, height), num_images, SYNTHETIC_IMAGES,
+                                                     load_photos, "photos")
         out_card = {"name": name, "task": "detection", "kind": kind, "input": inputs[0], "outputs": blobs,
                     "source_outputs": order, **{k: v for k, v in fields.items() if k not in ("kind",)},
                     "precision": precision}

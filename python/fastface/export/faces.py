@@ -110,3 +110,22 @@ def load_photos(source, size, limit: int | None = None) -> tuple[np.ndarray, lis
         [Path(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
     files = files[:limit]
     return np.stack([letterbox(_read_color(p), size) for p in files]), [p.name for p in files]
+
+
+def gate_images(given, size, limit, synthetic_count: int, load, what: str) -> tuple[np.ndarray, list[str], str]:
+    """The images a parity gate runs on: ``given`` as an array, a folder read by ``load``, or
+    (None) the fixed synthetic set; returns them with per-image names and a description."""
+    width, height = size
+    if given is None:
+        pixels = synthetic_faces(limit or synthetic_count, size)
+        names, description = [f"synthetic-{i}" for i in range(len(pixels))], f"{len(pixels)} synthetic {what} (fixed seed)"
+    elif isinstance(given, np.ndarray):
+        pixels = given[:limit]
+        names, description = [f"given-{i}" for i in range(len(pixels))], f"{len(pixels)} given {what}"
+    else:
+        pixels, names = load(given, size, limit)
+        description = f"{len(pixels)} {what} from {given}"
+    if pixels.ndim != 4 or pixels.shape[1:] != (height, width, 3) or pixels.dtype != np.uint8:
+        raise ExportError(f"parity {what} must be uint8 (N, {height}, {width}, 3), got {pixels.dtype} {pixels.shape}")
+    return pixels, names, description
+

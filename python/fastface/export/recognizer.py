@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from ._common import (
     Clock,
@@ -20,7 +19,7 @@ from ._common import (
     trace_and_convert,
 )
 from .errors import ExportError, ParityError, PnnxError
-from .faces import SYNTHETIC_COUNT, load_faces, synthetic_faces
+from .faces import SYNTHETIC_COUNT, gate_images, load_faces
 from .parity import ENGINE_MODES, PARITY_BOUNDS, check_recognizer, onnx_reference, torch_reference
 from .pnnx_tool import OPTLEVEL, find_pnnx, macs_from_pnnx_param
 from .sources import (
@@ -112,21 +111,7 @@ def export_recognizer(source, out, name: str | None = None, *, backbone: str | N
                             converted.log)
         clock.lap("convert", f"pnnx converted {name} ({precision} weights, optlevel {optlevel})")
 
-        # The images of the gate.
-        if faces is None:
-            images = synthetic_faces(num_faces or SYNTHETIC_COUNT, (width, height))
-            names = [f"synthetic-{i}" for i in range(len(images))]
-            face_set = f"{len(images)} synthetic faces (fixed seed)"
-        elif isinstance(faces, np.ndarray):
-            images = faces[:num_faces]
-            names = [f"face-{i}" for i in range(len(images))]
-            face_set = f"{len(images)} given faces"
-        else:
-            images, names = load_faces(faces, (width, height), num_faces)
-            face_set = f"{len(images)} faces from {faces}"
-        if images.ndim != 4 or images.shape[1:] != (height, width, 3) or images.dtype != np.uint8:
-            raise ExportError(f"parity faces must be uint8 (N, {height}, {width}, 3), got {images.dtype} {images.shape}")
-
+        images, names, face_set = gate_images(faces, (width, height), num_faces, SYNTHETIC_COUNT, load_faces, "faces")
         reference = onnx_reference(src.session) if is_onnx else torch_reference(src.model)
         card = {"name": name, "task": "recognition", "input": inputs[0], "output": outputs[0], "size": [width, height],
                 "channel_order": norm["channel_order"], "mean": norm["mean"], "scale": norm["scale"], "dim": 0,

@@ -14,7 +14,7 @@ namespace kernels {
 
 namespace {
 
-enum class Out { Planar, Gray, Color };  // planar float, interleaved uint8 with 1 or 3 channels
+using Out = WarpOut;
 
 constexpr int kChunkBlocks = 16;
 
@@ -305,23 +305,10 @@ void warp_rows(const WarpArgs& a, int row_begin, int row_end) {
     }
 }
 
-template <int CN>
-void warp_rows_cn(const WarpArgs& a, int row_begin, int row_end) {
-    if (a.planes)
-        warp_rows<CN, Out::Planar>(a, row_begin, row_end);
-    else if (a.out_channels == 1)
-        warp_rows<CN, Out::Gray>(a, row_begin, row_end);
-    else
-        warp_rows<CN, Out::Color>(a, row_begin, row_end);
-}
-
 }  // namespace
 
 void warp_rows_neon(const WarpArgs& a, int row_begin, int row_end) {
-    if (a.src_channels == 1)
-        warp_rows_cn<1>(a, row_begin, row_end);
-    else
-        warp_rows_cn<3>(a, row_begin, row_end);
+    dispatch_warp(a, [&](auto channels, auto output) { warp_rows<decltype(channels)::value, decltype(output)::value>(a, row_begin, row_end); });
 }
 
 }  // namespace kernels
