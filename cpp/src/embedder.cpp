@@ -96,9 +96,8 @@ Embedder::~Embedder() = default;
 
 Embedder Embedder::from_files(const std::string& param_path, const std::string& bin_path, const ModelCard& card,
                               const EmbedderOptions& options) {
-    std::string param = read_file(param_path);
-    std::string bin = read_file(bin_path);
-    return from_memory(std::move(param), std::vector<std::uint8_t>(bin.begin(), bin.end()), card, options);
+    const std::vector<std::uint8_t> param = read_file(param_path);
+    return from_memory(std::string(param.begin(), param.end()), read_file(bin_path), card, options);
 }
 
 Embedder Embedder::from_memory(std::string param_text, std::vector<std::uint8_t> weights, const ModelCard& card,

@@ -49,10 +49,10 @@ public:
 
 }  // namespace
 
-std::string read_file(const std::string& path) {
+std::vector<std::uint8_t> read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(ErrorCode::Io, "cannot open '" + path + "': " + std::strerror(errno));
-    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (in.bad()) throw Error(ErrorCode::Io, "cannot read '" + path + "'");
     return data;
 }

@@ -25,7 +25,7 @@ struct NcnnModel {
     bool has_blob(const std::string& name) const;
 };
 
-std::string read_file(const std::string& path);
+std::vector<std::uint8_t> read_file(const std::string& path);
 std::string join(const std::vector<std::string>& names);
 
 }  // namespace fastface

@@ -42,6 +42,7 @@ class Gallery:
         self.dim = int(dim)
         self.dtype = dtype
         self._names: list[str] = []
+        self._identities = None  # (names, row -> identity code), built on first search after a change
         self._vectors = np.zeros((0, self.dim), dtype=_DTYPES[_DTYPE_CODES[dtype]])
 
     def __len__(self) -> int:
@@ -67,6 +68,7 @@ class Gallery:
             raise ValueError("embedding is all zeros")
         self._vectors = np.concatenate([self._vectors, (rows / norms).astype(self._vectors.dtype)])
         self._names.extend([name] * len(rows))
+        self._identities = None
 
     def remove(self, name: str) -> int:
         """Remove every embedding of ``name``; returns how many there were."""
@@ -76,6 +78,7 @@ class Gallery:
             raise KeyError(f"no identity named {name!r} in the gallery")
         self._vectors = self._vectors[keep]
         self._names = [n for n, k in zip(self._names, keep) if k]
+        self._identities = None
         return removed
 
     def search(self, query, k: int = 5, threshold: float | None = None) -> list[tuple[str, float]]:
@@ -89,7 +92,9 @@ class Gallery:
         if threshold is None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0):
             raise ValueError(f"k must be a positive int, got {k!r}")
         scores = _core.cosine_matrix(query[None], np.ascontiguousarray(self._vectors, dtype=np.float32))[0]
-        identities, codes = np.unique(np.array(self._names, dtype=object), return_inverse=True)
+        if self._identities is None:
+            self._identities = np.unique(np.array(self._names, dtype=object), return_inverse=True)
+        identities, codes = self._identities
         best = np.full(len(identities), -np.inf, dtype=np.float32)
         np.maximum.at(best, codes, scores)
         order = np.argsort(-best, kind="stable")
