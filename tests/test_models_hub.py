@@ -85,7 +85,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
@@ -253,7 +253,8 @@ def test_corrupted_bytes_are_refused_and_nothing_is_installed(mfn, server):
     with pytest.raises(hub.ChecksumError, match="sha256 .* differs .* nothing installed"):
         hub.pull("mfn-test", progress=False)
     assert hub.installed("mfn-test") is None and not (hub.cache_dir() / "mfn-test").exists()
-    assert not list((hub.cache_dir() / ".downloads").glob("*.part"))  # bad bytes are not kept for a resume
+    # the bad bytes are not kept for a resume (the good .param download is, for the next pull)
+    assert not (hub.cache_dir() / ".downloads" / f"{sha(mfn['mobilefacenet.bin'])}.part").exists()
 
 
 def test_bad_download_leaves_the_previous_install_intact(mfn, server):
@@ -296,13 +297,18 @@ def test_offline_mode_never_touches_the_network(mfn, server, monkeypatch):
 
 
 def test_two_processes_pulling_at_once_download_once(mfn, server):
-    server.delay = 0.02  # ~1.3 s for the .bin: both processes are in pull() together
-    command = [sys.executable, "-m", "fastface.cli", "models", "pull", "mfn-test", "--quiet"]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-             for _ in range(2)]
-    results = [p.communicate(timeout=60) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [r[1].decode() for r in results]
+    server.delay = 0.04  # ~2.5 s for the .bin
+    command = [sys.executable, "-m", "fastface.cli", "models", "pull", "mfn-test"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    deadline = time.monotonic() + 30
+    while not server.gets("mobilefacenet.bin") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # the first process is downloading: the second one starts now and finds the lock taken
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    results = [p.communicate(timeout=60) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], [r[1].decode() for r in results]
     assert results[0][0] == results[1][0] and results[0][0].strip().endswith(b"mfn-test.param")
+    assert b"another process is pulling it; waiting" in results[1][1]
     assert len(server.gets("mobilefacenet.bin")) == 1 and len(server.gets("mobilefacenet.param")) == 1
     assert hub.verify(["mfn-test"]) == {"mfn-test": []}
 

@@ -66,13 +66,17 @@ def _writable_dir(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _lock(root: Path, name: str):
+def _lock(root: Path, name: str, log: Callable[[str], None]):
     """An exclusive lock on ``name`` shared by every process using this cache (POSIX flock)."""
     import fcntl
 
     folder = _writable_dir(root / ".locks")
     with open(folder / f"{name}.lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"{name}: another process is pulling it; waiting")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -266,7 +270,7 @@ def pull(name: str, *, accept_license: bool = False, force: bool = False, timeou
     if entry.format != "ncnn":
         _require_export_extra(entry)
     _writable_dir(root)
-    with _lock(root, entry.name):
+    with _lock(root, entry.name, log):
         present = installed(entry.name, root)  # another process may have installed it meanwhile
         if present is not None and not force:
             return present.param
@@ -337,7 +341,7 @@ def remove(name: str) -> bool:
     folder = root / name
     if "/" in name or name.startswith(".") or not folder.is_dir():
         return False
-    with _lock(root, name):
+    with _lock(root, name, lambda message: print(message, file=sys.stderr)):
         trash = root / f".{name}.removing-{os.getpid()}"
         os.rename(folder, trash)  # one step: no half-deleted model is ever visible
         shutil.rmtree(trash)

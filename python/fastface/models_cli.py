@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pulling.add_argument("--force", action="store_true", help="download and install again even if installed")
     pulling.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry (default 30)")
     pulling.add_argument("--retries", type=int, default=4, help="retries per file, with backoff (default 4)")
-    pulling.add_argument("--quiet", action="store_true", help="no progress bar")
+    pulling.add_argument("--quiet", action="store_true", help="no progress bar or conversion log")
     path = sub.add_parser("path", help="print the .param of an installed or bundled model")
     path.add_argument("name", metavar="NAME")
     check = sub.add_parser("verify", help="re-hash installed models against what was installed")
@@ -72,7 +72,8 @@ def _pull(args) -> int:
     for name in args.names:
         try:
             path = pull(name, accept_license=args.accept_license, force=args.force, timeout=args.timeout,
-                        retries=args.retries, progress=not args.quiet)
+                        retries=args.retries, progress=not args.quiet,
+                        log=(lambda message: None) if args.quiet else None)
         except ParityError as exc:
             print(f"fastface models: {name}: the converted model failed the parity gate; nothing installed\n{exc}",
                   file=sys.stderr)
