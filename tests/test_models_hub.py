@@ -3,6 +3,7 @@
 registry is pointed at that server with $FASTFACE_REGISTRY; nothing reaches the internet."""
 import collections
 import hashlib
+import importlib.util
 import http.server
 import json
 import os
@@ -417,3 +418,30 @@ def test_onnx_source_in_a_zip_is_converted_and_gated_on_arrival(cache, server, t
     theirs = np.concatenate([session.run(None, {"input.1": x[i:i + 1]})[0] for i in range(len(x))])
     theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
     assert (np.sum(ours * theirs, axis=1) > 0.9999).all()
+
+
+@require(DATA / "models")
+def test_shipped_entries_install_and_run_from_locally_served_copies(cache, server):
+    """The shipped entries whose files ../shared holds (same sha256), served from 127.0.0.1: their
+    checksums, cards and conversion settings give working models."""
+    cv2 = pytest.importorskip("cv2")
+    names = ["retinaface-mnet025", "mobilefacenet-ncnn"]
+    if all(importlib.util.find_spec(m) for m in hub.EXPORT_MODULES):
+        names.append("yunet-2023mar")  # converted from ONNX and gated on arrival
+    shipped = json.loads(registry.REGISTRY_FILE.read_text())["models"]
+    shared = {p.name: p for p in (DATA / "models").rglob("*") if p.is_file()}
+    for name in names:
+        raw = shipped[name]
+        for f in raw["files"]:
+            server.routes[f["name"]] = shared[f["name"]].read_bytes()
+            f["url"] = server.url(f["name"])
+        register(cache, **{name: raw})
+    image = cv2.imread(str(DATA / "faces" / "deepface-sample" / "img1.jpg"))
+    for name in names:
+        hub.pull(name, accept_license=True, progress=False, log=lambda message: None)
+    embedder = fastface.Embedder.from_name("mobilefacenet-ncnn")
+    for name in names[:1] + names[2:]:
+        faces = fastface.Detector.from_name(name).detect(image)
+        assert len(faces) == 1 and faces[0].score > 0.9, name
+        assert embedder.embed_image(image, faces[0].landmarks).shape == (128,)
+    assert hub.verify() == {name: [] for name in names}

@@ -168,6 +168,14 @@ def _extract_member(archive: Path, member: dict, out: Path) -> Path:
     return target
 
 
+def _link(src: Path, dst: Path) -> Path:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+    return dst
+
+
 def _card_for(entry: ModelEntry) -> dict:
     return {"name": entry.name, "task": "recognition" if entry.task == "recognizer" else "detection",
             **entry.card, "licence": entry.licence, "licence_url": entry.licence_url, "origin": entry.origin}
@@ -280,13 +288,12 @@ def pull(name: str, *, accept_license: bool = False, force: bool = False, timeou
         except OSError as exc:
             raise CacheError(f"cannot write into the model cache {root}: {exc.strerror or exc}") from None
         try:
-            unpacked = []
-            for f, path in zip(entry.files, sources):
-                unpacked.append(_extract_member(path, f.member, staging) if f.member else path)
+            originals = staging / ".sources"  # under their published names: converters go by the suffix
+            originals.mkdir()
+            unpacked = [_extract_member(path, f.member, originals) if f.member else _link(path, originals / f.name)
+                        for f, path in zip(entry.files, sources)]
             conversion = _build(entry, unpacked, staging, log)
-            for path in unpacked:
-                if path.parent == staging:
-                    path.unlink()
+            shutil.rmtree(originals)
             files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                      for p in sorted(staging.iterdir()) if p.is_file()}
             manifest = {"name": entry.name, "task": entry.task, "format": entry.format, "licence": entry.licence,
