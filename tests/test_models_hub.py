@@ -445,3 +445,23 @@ def test_shipped_entries_install_and_run_from_locally_served_copies(cache, serve
         assert len(faces) == 1 and faces[0].score > 0.9, name
         assert embedder.embed_image(image, faces[0].landmarks).shape == (128,)
     assert hub.verify() == {name: [] for name in names}
+
+
+def test_pytorch_state_dict_is_converted_on_arrival(cache, server, tmp_path):
+    torch = pytest.importorskip("torch", reason="conversion needs the [export] extra")
+    pytest.importorskip("pnnx", reason="conversion needs the [export] extra")
+    from fastface.export import random_backbone
+
+    model = random_backbone("mobilefacenet", seed=2)
+    torch.save(model.state_dict(), tmp_path / "mfn.pt")
+    register(cache, torch_test=entry(server, {"mfn.pt": (tmp_path / "mfn.pt").read_bytes()}, fmt="pytorch",
+                                     card={"size": 112, "backbone": "mobilefacenet"}))
+    param = hub.pull("torch-test", progress=False, log=lambda message: None)
+    card = json.loads(param.with_suffix(".json").read_text())
+    assert card["parity"]["passed"] and card["parity"]["reference"] == "torch" and card["backbone"] == "mobilefacenet"
+    crops = faces(2, seed=4)
+    x = torch.from_numpy(((crops.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        theirs = torch.nn.functional.normalize(model(x)).numpy()
+    ours = fastface.Embedder.from_name("torch-test").embed(crops, channel_order="RGB")
+    assert (np.sum(ours * theirs, axis=1) > 0.9999).all()

@@ -31,7 +31,6 @@ CARD_FIELDS = {
     ("recognizer", "pytorch"): ("size", "backbone"),
     ("detector", "ncnn"): ("kind",),
     ("detector", "onnx"): ("kind",),
-    ("detector", "pytorch"): ("kind",),
 }
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -141,6 +140,8 @@ def parse_entry(name: str, raw: Any, source: str = "registry") -> ModelEntry:
         _require(key in raw, where, f"missing field {key!r}")
     _require(raw["task"] in TASKS, where, f"task must be one of {TASKS}, got {raw['task']!r}")
     _require(raw["format"] in FORMATS, where, f"format must be one of {FORMATS}, got {raw['format']!r}")
+    _require((raw["task"], raw["format"]) in CARD_FIELDS, where,
+             f"a {raw['format']} {raw['task']} is not supported (detectors come as ncnn or ONNX)")
     _require(isinstance(raw["licence"], str) and raw["licence"], where, "licence must be an SPDX id or "
              "'non-commercial research'")
     _require(isinstance(raw["commercial_use"], bool), where, "commercial_use must be true or false")
