@@ -212,8 +212,7 @@ def _build(entry: ModelEntry, sources: list[Path], staging: Path, log: Callable[
                                  input_size=card.get("input_size"), log=log)
     converted = json.loads(result.card_path.read_text())
     # The registry's own card fields (threshold, template, ...) and licence go with the model.
-    extra = {k: v for k, v in _card_for(entry).items() if k not in converted or k in ("name", "task")}
-    converted.update(extra)
+    converted.update({k: v for k, v in _card_for(entry).items() if k not in converted})
     for suffix in (".param", ".bin"):
         os.replace(work / f"{name}{suffix}", staging / f"{name}{suffix}")
     (staging / f"{name}.json").write_text(json.dumps(converted, indent=2) + "\n")
