@@ -421,7 +421,7 @@ def test_onnx_source_in_a_zip_is_converted_and_gated_on_arrival(cache, server, t
 
 
 @require(DATA / "models")
-def test_shipped_entries_install_and_run_from_locally_served_copies(cache, server):
+def test_shipped_entries_install_and_run_from_locally_served_copies(cache, server, capsys):
     """The shipped entries whose files ../shared holds (same sha256), served from 127.0.0.1: their
     checksums, cards and conversion settings give working models."""
     cv2 = pytest.importorskip("cv2")
@@ -445,6 +445,11 @@ def test_shipped_entries_install_and_run_from_locally_served_copies(cache, serve
         assert len(faces) == 1 and faces[0].score > 0.9, name
         assert embedder.embed_image(image, faces[0].landmarks).shape == (128,)
     assert hub.verify() == {name: [] for name in names}
+    # the CLI takes the names where it takes paths (deepface-sample img1/img2: one person)
+    photos = [str(DATA / "faces" / "deepface-sample" / f"img{i}.jpg") for i in (1, 2)]
+    assert main(["verify", *photos, "--model", "mobilefacenet-ncnn", "--detector", "retinaface-mnet025",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["same"] is True
 
 
 def test_pytorch_state_dict_is_converted_on_arrival(cache, server, tmp_path):
