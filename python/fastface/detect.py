@@ -85,6 +85,15 @@ class Detector:
                                      float(score_threshold), float(nms_threshold), float(min_face), int(max_faces),
                                      threads)
 
+    @classmethod
+    def from_name(cls, name: str, *, download: bool = True, accept_license: bool = False, **kwargs) -> "Detector":
+        """A detector by registry name (``fastface models list``): bundled, cached, or pulled into
+        the cache when ``download`` is allowed and ``FASTFACE_OFFLINE`` is not set. ``kwargs`` go
+        to :class:`Detector` (threads, score_threshold, ...)."""
+        from .hub import resolve
+
+        return cls(resolve(name, "detector", download=download, accept_license=accept_license), **kwargs)
+
     def detect(self, image, channel_order: str = "BGR") -> list[Face]:
         """Faces in ``image`` (uint8 BGR by default, RGB or gray), best score first; [] if none."""
         boxes, scores, landmarks = self._model.detect(as_image(image), check_order(channel_order))

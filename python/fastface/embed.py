@@ -88,6 +88,15 @@ class Embedder:
         self._init(param if isinstance(param, bytes) else os.fspath(param), bin, card, threads, fp16)
 
     @classmethod
+    def from_name(cls, name: str, *, download: bool = True, accept_license: bool = False, **kwargs) -> "Embedder":
+        """A recognizer by registry name (``fastface models list``): bundled, cached, or pulled
+        into the cache when ``download`` is allowed and ``FASTFACE_OFFLINE`` is not set.
+        ``kwargs`` go to :class:`Embedder` (threads, fp16, ...)."""
+        from .hub import resolve
+
+        return cls(resolve(name, "recognizer", download=download, accept_license=accept_license), **kwargs)
+
+    @classmethod
     def with_zero_weights(cls, param, card=None, threads: int = 1, fp16: bool = False) -> "Embedder":
         """The graph with all-zero weights: embeddings are meaningless, timings are real."""
         path = Path(param)

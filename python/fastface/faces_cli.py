@@ -1,8 +1,8 @@
 """``fastface verify | enroll | identify``: the end-to-end path from image files.
 
-Models are local files (nothing is downloaded): ``--model`` (an embedder .param with its .bin
-and .json card beside it) and ``--detector`` (a RetinaFace .param), or the environment
-variables FASTFACE_MODEL and FASTFACE_DETECTOR.
+Models are local files — ``--model`` (an embedder .param with its .bin and .json card beside
+it) and ``--detector`` (a detector .param), or the environment variables FASTFACE_MODEL and
+FASTFACE_DETECTOR — or model names resolved through the model cache (``fastface models``).
 """
 from __future__ import annotations
 
@@ -41,10 +41,11 @@ def read_image(path) -> np.ndarray:
 
 def _add_model_arguments(parser) -> None:
     parser.add_argument("--model", default=os.environ.get("FASTFACE_MODEL"),
-                        help="embedder .param (card .json and .bin beside it) [$FASTFACE_MODEL]")
+                        help="embedder .param (card .json and .bin beside it), or a model name "
+                             "(fastface models list) [$FASTFACE_MODEL]")
     parser.add_argument("--card", help="model card JSON, if not beside the model")
     parser.add_argument("--detector", default=os.environ.get("FASTFACE_DETECTOR"),
-                        help="RetinaFace .param (.bin beside it) [$FASTFACE_DETECTOR]")
+                        help="detector .param (.bin beside it), or a model name [$FASTFACE_DETECTOR]")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -52,8 +53,10 @@ def _add_model_arguments(parser) -> None:
 def _analyzer(args) -> FaceAnalyzer:
     if not args.model or not args.detector:
         raise ValueError("give --model and --detector (or set FASTFACE_MODEL and FASTFACE_DETECTOR)")
-    return FaceAnalyzer(Detector(args.detector, threads=args.threads),
-                        Embedder(args.model, card=args.card, threads=args.threads))
+    from .hub import resolve_arg  # --model / --detector may name a registry model
+
+    return FaceAnalyzer(Detector(resolve_arg(args.detector, "detector"), threads=args.threads),
+                        Embedder(resolve_arg(args.model, "recognizer"), card=args.card, threads=args.threads))
 
 
 def _main_face(analyzer: FaceAnalyzer, path) -> tuple[np.ndarray, Face | None]:
