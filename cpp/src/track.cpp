@@ -32,6 +32,7 @@ float symmetry(float a, float b) {
 void check_config(const TrackerConfig& c) {
     const auto fail = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); };
     if (!(c.iou_threshold > 0.f && c.iou_threshold <= 1.f)) fail("iou_threshold must be in (0, 1]");
+    if (!(c.distance_gate >= 0.f && c.distance_gate <= 10.f)) fail("distance_gate must be in [0, 10]");
     if (c.max_missed < 0) fail("max_missed must be >= 0");
     if (!(c.velocity_smoothing > 0.f && c.velocity_smoothing <= 1.f)) fail("velocity_smoothing must be in (0, 1]");
     if (!(c.full_quality_size > 0.f) || !std::isfinite(c.full_quality_size)) fail("full_quality_size must be > 0");
@@ -132,16 +133,43 @@ std::vector<int> Tracker::update(std::int64_t frame, const std::vector<Face>& de
             if (overlap >= config_.iou_threshold) pairs.emplace_back(overlap, t, d);
         }
     std::stable_sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
+    constexpr std::size_t kNone = static_cast<std::size_t>(-1);
     std::vector<int> ids(detections.size(), 0);
-    std::vector<bool> track_taken(tracks_.size(), false);
-    for (const auto& [overlap, t, d] : pairs) {
-        if (track_taken[t] || ids[d] != 0) continue;
-        track_taken[t] = true;
+    std::vector<std::size_t> matched(tracks_.size(), kNone);  // detection index of each track
+    const auto take = [&](std::size_t t, std::size_t d) {
+        if (matched[t] != kNone || ids[d] != 0) return;
+        matched[t] = d;
+        ids[d] = tracks_[t].id;
+    };
+    for (const auto& [overlap, t, d] : pairs) take(t, d);
+    // Second chance for tracks IoU left alone: the nearest detection within the distance gate.
+    std::vector<std::tuple<float, std::size_t, std::size_t>> near;  // distance / gate, track, detection
+    for (std::size_t t = 0; t < tracks_.size(); ++t) {
+        if (matched[t] != kNone) continue;
+        const Face& p = tracks_[t].face;
+        const float width = p.x2 - p.x1;
+        const float gate = width * (config_.distance_gate + 0.05f * static_cast<float>(tracks_[t].missed()));
+        for (std::size_t d = 0; d < detections.size(); ++d) {
+            if (ids[d] != 0) continue;
+            const Face& q = detections[d];
+            const float ratio = (q.x2 - q.x1) / std::max(width, 1e-3f);
+            const float distance = std::hypot(centre_x(q) - centre_x(p), centre_y(q) - centre_y(p));
+            if (gate > 0.f && distance <= gate && ratio >= 1.f / 1.5f && ratio <= 1.5f)
+                near.emplace_back(distance / gate, t, d);
+        }
+    }
+    std::stable_sort(near.begin(), near.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+    for (const auto& [closeness, t, d] : near) take(t, d);
+    for (std::size_t t = 0; t < tracks_.size(); ++t) {
+        const std::size_t d = matched[t];
+        if (d == kNone) continue;
         Track& track = tracks_[t];
-        ids[d] = track.id;
         const Face& now = detections[d];
+        // A face overlapping another is partly hidden: its box is off, so keep the old velocity.
+        bool overlaps_another = false;
+        for (std::size_t o = 0; o < detections.size(); ++o) overlaps_another |= o != d && box_iou(now, detections[o]) > 0.f;
         const float dt = static_cast<float>(frame - track.last_detection);
-        if (dt > 0.f) {
+        if (dt > 0.f && !overlaps_another) {
             const float mvx = (centre_x(now) - centre_x(track.detection)) / dt;
             const float mvy = (centre_y(now) - centre_y(track.detection)) / dt;
             const float a = track.hits == 1 ? 1.f : config_.velocity_smoothing;  // first measurement: take it

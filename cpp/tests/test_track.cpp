@@ -114,18 +114,49 @@ TEST(tracker_coasts_through_a_short_occlusion_and_drops_after_max_missed) {
 }
 
 TEST(tracker_does_not_swap_faces_that_cross) {
-    Tracker tracker;
-    // Face 1 moves right over face 2 moving left, on the same row; while they overlap only the
-    // face in front (1) is detected.
+    TrackerConfig motion_only;  // no second-chance match: the prediction alone must carry face 2
+    motion_only.distance_gate = 0.f;
+    Tracker tracker(motion_only);
+    // Face 1 moves right over face 2 moving left, on nearly the same row, 1 in front. While 2 is
+    // partly covered its detected box is pulled towards its visible part; once mostly covered
+    // it is not detected again until it is clear of face 1.
     for (int frame = 0; frame <= 40; ++frame) {
         const Face a = frontal_face(10.f + 10.f * frame, 100.f), b = frontal_face(410.f - 10.f * frame, 110.f);
         std::vector<Face> seen{a};
-        if (box_iou(a, b) == 0.f) seen.push_back(b);
+        const float covered = std::max(0.f, a.x2 - b.x1) / 100.f;  // of b's width, while a is left of b
+        if (box_iou(a, b) == 0.f) {
+            seen.push_back(b);
+        } else if (b.x1 > a.x1 && covered < 0.4f) {
+            Face visible_part = b;
+            const float pull = 0.5f * covered * 100.f;
+            visible_part.x1 += pull;
+            visible_part.x2 += pull;
+            seen.push_back(visible_part);
+        }
         const std::vector<int> ids = tracker.update(frame, seen);
         CHECK(ids[0] == 1);
         if (seen.size() == 2) CHECK(ids[1] == 2);
     }
     CHECK(tracker.tracks_started() == 2);
+}
+
+TEST(tracker_gives_coasting_tracks_a_second_chance_by_distance) {
+    // A face moves 10 px per frame, is hidden while it stops, and reappears 60 px short of its
+    // prediction (IoU 0.25): the distance gate, wider after 6 missed frames, picks it up.
+    for (float gate : {0.5f, 0.f}) {
+        TrackerConfig config;
+        config.distance_gate = gate;
+        Tracker tracker(config);
+        for (int frame = 0; frame <= 4; ++frame) tracker.update(frame, {frontal_face(10.f * frame, 0.f)});
+        for (int frame = 5; frame < 10; ++frame) tracker.update(frame, {});
+        const std::vector<int> ids = tracker.update(10, {frontal_face(40.f, 0.f)});
+        CHECK(ids[0] == (gate > 0.f ? 1 : 2));
+    }
+    // Not for a face of a clearly different size, nor one beyond the gate.
+    Tracker tracker;
+    tracker.update(0, {frontal_face(0.f, 0.f)});
+    CHECK(tracker.update(1, {frontal_face(60.f, 0.f, 40.f)})[0] == 2);
+    CHECK(tracker.update(2, {frontal_face(0.f, 90.f)})[0] == 3);
 }
 
 TEST(tracker_embeds_new_tracks_then_only_better_views) {

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "compare": ("fastface.eval.compare", "", "metrics, params, MACs, latency and memory for several models"),
     "train": ("fastface.train.cli", "", "train a backbone with an ArcFace-style head (needs [train])"),
     "export": ("fastface.export.cli", "", "convert a model to ncnn via pnnx, proven by a parity gate (needs [export])"),
+    "watch": ("fastface.watch_cli", "", "track and name faces in a camera or video: events, fps, per-stage ms"),
 }
 
 

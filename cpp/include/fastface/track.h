@@ -6,7 +6,11 @@
 // smoothed exponentially (an alpha-beta filter, i.e. a steady-state Kalman filter without the
 // covariance bookkeeping). Face detections are precise and frames are evenly spaced, so a full
 // Kalman filter (SORT) buys little here; what matters is coasting a track through a short
-// occlusion or a skipped detection frame, which the prediction does.
+// occlusion or a skipped detection frame, which the prediction does. Two details carry tracks
+// through people crossing: a face's velocity is not updated from a detection that overlaps
+// another face (a half-hidden face's box is pulled towards its visible part), and tracks left
+// without a detection by IoU get a second chance by centre distance, with a gate that widens
+// the longer they have coasted (what a Kalman filter's growing covariance would do).
 #pragma once
 
 #include <array>
@@ -36,6 +40,9 @@ float face_quality(const Face& face, float full_quality_size = 80.f);
 
 struct TrackerConfig {
     float iou_threshold = 0.3f;       // least IoU between a track's predicted box and a detection
+    // Second-stage match: centre distance at most this many track box widths, plus 5% of the
+    // width per frame without detection; sizes within a factor 1.5.
+    float distance_gate = 0.5f;
     int max_missed = 15;              // frames a track survives without a detection, then lost
     float velocity_smoothing = 0.5f;  // weight of the newest velocity measurement, (0, 1]
     float full_quality_size = 80.f;   // see face_quality
