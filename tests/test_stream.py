@@ -208,7 +208,7 @@ def _model_args(folder):
     card = folder / "mobilefacenet.json"
     card.write_text(json.dumps(MOBILEFACENET_CARD))
     return ["--model", str(MOBILEFACENET / "mobilefacenet.param"), "--card", str(card),
-            "--detector", str(RETINAFACE_PARAM)]
+            "--detector", str(RETINAFACE_PARAM), "--threads", "1"]
 
 
 def _frame_count(path):
