@@ -176,6 +176,10 @@ def test_video_file_and_cli_watch(tmp_path, walk, analyzer, gallery):
     end = lines[-1]
     assert end["reason"] == "eof" and end["stats"]["frames_processed"] == walk.frames
     assert _frame_count(out) == walk.frames
+    missing = subprocess.run([sys.executable, "-m", "fastface.cli", "watch", str(tmp_path / "nope.mp4"), "--gallery",
+                              str(gallery_file), "--detect-every", "2", *_model_args(tmp_path)],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no video file" in missing.stderr and missing.stdout == ""
 
 
 def test_cli_watch_stops_cleanly_on_sigint(tmp_path, walk, gallery):

@@ -302,13 +302,14 @@ class Stream:
     Options (ValueError when out of range, before the source is opened):
     ``detect_every`` N >= 1 runs the detector on every Nth processed frame (tracks are predicted
     in between); ``detect_scale`` in (0, 1] detects on a frame resized by that factor (boxes are
-    mapped back, embeddings use the full frame); ``max_missed`` frames a track survives without
+    mapped back, embeddings use the full frame; for detectors that run at the frame's own size —
+    a RetinaFace Detector resizes to its ``max_side`` anyway, lower that instead); ``max_missed`` frames a track survives without
     a detection (>= detect_every - 1); ``iou_threshold`` in (0, 1] to match a detection to a
     track's prediction; ``min_quality`` and ``reembed_gain`` in [0, 1] and ``max_embeddings``
     decide when to embed (see ``face_quality``); ``threshold`` in [-1, 1].
 
     ``live`` (default: True for cameras, URLs and pipelines, False for files and iterators):
-    a live source is read by a background thread that keeps only the newest frame, so slow
+    a live source (a live iterator too) is read by a background thread that keeps only the newest frame, so slow
     processing drops frames (counted in ``stats.frames_dropped``) instead of falling behind;
     ``read_timeout`` seconds without a frame end a live stream. Other sources are read in the
     caller's thread, every frame processed.

@@ -41,18 +41,19 @@ def add_arguments(parser) -> None:
 
 
 def _models(args):
-    """The models from --detector/--model/--card, else fastface's bundled defaults where this
-    fastface ships them."""
-    try:
-        detector = Detector(args.detector, threads=args.threads) if args.detector else Detector(threads=args.threads)
-    except TypeError:
-        raise ValueError("give --detector (or set FASTFACE_DETECTOR): this fastface bundles no default detector") from None
-    try:
-        embedder = (Embedder(args.model, card=args.card, threads=args.threads) if args.model
-                    else Embedder(threads=args.threads))
-    except TypeError:
-        raise ValueError("give --model (or set FASTFACE_MODEL): this fastface bundles no default recognizer") from None
+    """The models from --detector/--model/--card, else the defaults this fastface bundles."""
+    detector = (Detector(args.detector, threads=args.threads) if args.detector
+                else _bundled(lambda: Detector(threads=args.threads), "--detector (or set FASTFACE_DETECTOR)"))
+    embedder = (Embedder(args.model, card=args.card, threads=args.threads) if args.model
+                else _bundled(lambda: Embedder(threads=args.threads), "--model (or set FASTFACE_MODEL)"))
     return detector, embedder
+
+
+def _bundled(make, option: str):
+    try:
+        return make()
+    except TypeError:  # a fastface without a bundled default: the model argument is required
+        raise ValueError(f"give {option}: this fastface bundles no default model for it") from None
 
 
 def _draw(cv2, image, tracks):
@@ -71,7 +72,7 @@ class _VideoOut:
     """The --annotate writer, opened on the first frame (its size is not known before)."""
 
     def __init__(self, path: str, fps):
-        self.path, self.fps, self.writer, self.size, self.frames = Path(path), fps or 25.0, None, None, 0
+        self.path, self.fps, self.writer, self.size = Path(path), fps or 25.0, None, None
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"no folder {self.path.parent} for --annotate")
 
@@ -85,7 +86,6 @@ class _VideoOut:
         if (canvas.shape[1], canvas.shape[0]) != self.size:  # a camera that changed resolution
             canvas = cv2.resize(canvas, self.size)
         self.writer.write(canvas)
-        self.frames += 1
 
     def close(self):
         if self.writer is not None:
