@@ -342,3 +342,15 @@ def test_stop_and_breaking_out_end_the_stream(walk, analyzer):
     assert ended == ["source closed"] * 2
     with pytest.raises(RuntimeError, match="only once"):
         next(iter(stream))
+
+
+def test_detector_only_tracks_without_embedding_and_gallery_must_fit(walk, analyzer):
+    frames = list(walk)[:12]
+    stream = fastface.Stream(iter(frames), detector=analyzer.detector)
+    events = list(stream)
+    assert [e.kind for e in events].count("started") == 2 and not [e for e in events if e.kind == "identified"]
+    assert stream.stats.embeddings == 0
+    with pytest.raises(ValueError, match="128-d"):
+        fastface.Stream(iter(frames), analyzer, fastface.Gallery(64))
+    with pytest.raises(ValueError, match="needs an embedder"):
+        fastface.Stream(iter(frames), detector=analyzer.detector, gallery=fastface.Gallery(128))
