@@ -12,7 +12,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -469,7 +469,7 @@ class Stream:
             s.elapsed = time.monotonic() - self._start_time
         s.stage_seconds = dict(self._seconds)
         s.stage_ms = {k: 1000.0 * v / max(1, s.frames_processed) for k, v in self._seconds.items()}
-        return s
+        return replace(s)
 
     @property
     def tracks(self) -> list[TrackState]:
