@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,6 +79,57 @@ InputNorm input_norm(const std::string& order, const std::array<float, 3>& mean,
 py::array_t<std::uint8_t> u8_image(int height, int width, int channels) {
     if (channels == 1) return py::array_t<std::uint8_t>({height, width});
     return py::array_t<std::uint8_t>({height, width, channels});
+}
+
+// Faces from (N, 4) boxes, (N,) scores and (N, 5, 2) landmarks, as fastface.Detector returns them.
+std::vector<Face> faces_from_arrays(const py::array_t<float, py::array::c_style | py::array::forcecast>& boxes,
+                                    const py::array_t<float, py::array::c_style | py::array::forcecast>& scores,
+                                    const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks) {
+    const std::size_t n = boxes.ndim() == 2 ? static_cast<std::size_t>(boxes.shape(0)) : 0;
+    if (boxes.ndim() != 2 || boxes.shape(1) != 4)
+        throw Error(ErrorCode::InvalidArgument, "boxes must have shape (N, 4)");
+    if (scores.ndim() != 1 || static_cast<std::size_t>(scores.shape(0)) != n)
+        throw Error(ErrorCode::InvalidArgument, "scores must have shape (N,) for N boxes");
+    if (landmarks.ndim() != 3 || static_cast<std::size_t>(landmarks.shape(0)) != n || landmarks.shape(1) != 5 ||
+        landmarks.shape(2) != 2)
+        throw Error(ErrorCode::InvalidArgument, "landmarks must have shape (N, 5, 2) for N boxes");
+    std::vector<Face> faces(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        Face& f = faces[i];
+        f.x1 = boxes.at(i, 0);
+        f.y1 = boxes.at(i, 1);
+        f.x2 = boxes.at(i, 2);
+        f.y2 = boxes.at(i, 3);
+        f.score = scores.at(i);
+        for (int k = 0; k < 5; ++k) f.landmarks[k] = {landmarks.at(i, k, 0), landmarks.at(i, k, 1)};
+    }
+    return faces;
+}
+
+py::dict track_dict(const Track& t) {
+    py::array_t<float> box(4), landmarks({5, 2});
+    box.mutable_at(0) = t.face.x1;
+    box.mutable_at(1) = t.face.y1;
+    box.mutable_at(2) = t.face.x2;
+    box.mutable_at(3) = t.face.y2;
+    for (int k = 0; k < 5; ++k) {
+        landmarks.mutable_at(k, 0) = t.face.landmarks[k].x;
+        landmarks.mutable_at(k, 1) = t.face.landmarks[k].y;
+    }
+    py::dict d;
+    d["id"] = t.id;
+    d["bbox"] = box;
+    d["landmarks"] = landmarks;
+    d["velocity"] = py::make_tuple(t.vx, t.vy);
+    d["detected"] = t.detected();
+    d["missed"] = t.missed();
+    d["first_frame"] = t.first_frame;
+    d["hits"] = t.hits;
+    d["quality"] = t.quality;
+    d["embeddings"] = t.embeddings;
+    d["name"] = t.name;
+    d["score"] = t.score;
+    return d;
 }
 
 }  // namespace
@@ -342,4 +394,66 @@ PYBIND11_MODULE(_core, m) {
             }
             return py::make_tuple(boxes, scores, landmarks);
         }, py::arg("image"), py::arg("order"));
+
+    // Video (issue 13): the tracker behind fastface.Stream.
+    m.def("face_quality", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& box,
+                             const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks,
+                             float full_quality_size) {
+        if (box.ndim() != 1 || box.shape(0) != 4) throw Error(ErrorCode::InvalidArgument, "bbox must have shape (4,)");
+        const std::vector<Point2f> p = points(landmarks, "landmarks");
+        if (p.size() != 5) throw Error(ErrorCode::InvalidArgument, "landmarks must have shape (5, 2)");
+        Face face;
+        face.x1 = box.at(0);
+        face.y1 = box.at(1);
+        face.x2 = box.at(2);
+        face.y2 = box.at(3);
+        std::copy(p.begin(), p.end(), face.landmarks.begin());
+        return face_quality(face, full_quality_size);
+    }, py::arg("bbox"), py::arg("landmarks"), py::arg("full_quality_size") = 80.f);
+    m.def("face_frontality", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks) {
+        const std::vector<Point2f> p = points(landmarks, "landmarks");
+        if (p.size() != 5) throw Error(ErrorCode::InvalidArgument, "landmarks must have shape (5, 2)");
+        std::array<Point2f, 5> five;
+        std::copy(p.begin(), p.end(), five.begin());
+        return face_frontality(five);
+    }, py::arg("landmarks"));
+
+    py::class_<Tracker>(m, "Tracker", "Face tracker: ids, embed decisions, aggregation, events (see fastface.Stream).")
+        .def(py::init([](float iou_threshold, float distance_gate, int max_missed, float velocity_smoothing,
+                         float full_quality_size, float min_quality, float reembed_gain, int max_embeddings) {
+                 return Tracker(TrackerConfig{iou_threshold, distance_gate, max_missed, velocity_smoothing,
+                                              full_quality_size, min_quality, reembed_gain, max_embeddings});
+             }),
+             py::arg("iou_threshold") = 0.3f, py::arg("distance_gate") = 0.5f, py::arg("max_missed") = 15,
+             py::arg("velocity_smoothing") = 0.5f,
+             py::arg("full_quality_size") = 80.f, py::arg("min_quality") = 0.2f, py::arg("reembed_gain") = 0.15f,
+             py::arg("max_embeddings") = 5)
+        .def("update", [](Tracker& self, std::int64_t frame,
+                          const py::array_t<float, py::array::c_style | py::array::forcecast>& boxes,
+                          const py::array_t<float, py::array::c_style | py::array::forcecast>& scores,
+                          const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks) {
+            return self.update(frame, faces_from_arrays(boxes, scores, landmarks));
+        }, py::arg("frame"), py::arg("boxes"), py::arg("scores"), py::arg("landmarks"))
+        .def("predict", &Tracker::predict, py::arg("frame"))
+        .def("embedding_wanted", &Tracker::embedding_wanted)
+        .def("add_embedding", [](Tracker& self, int id, const py::array_t<float, py::array::c_style | py::array::forcecast>& e) {
+            if (e.ndim() != 1) throw Error(ErrorCode::InvalidArgument, "embedding must be 1-D");
+            const std::vector<float>& mean = self.add_embedding(id, e.data(), static_cast<std::size_t>(e.shape(0)));
+            return py::array_t<float>(mean.size(), mean.data());
+        }, py::arg("id"), py::arg("embedding"))
+        .def("set_identity", &Tracker::set_identity, py::arg("id"), py::arg("name"), py::arg("score"))
+        .def("finish", &Tracker::finish, py::arg("frame"))
+        .def("take_events", [](Tracker& self) {
+            py::list out;
+            for (const TrackEvent& e : self.take_events())
+                out.append(py::make_tuple(track_event_name(e.type), e.track_id, e.frame, e.name, e.previous, e.score));
+            return out;
+        }, "Events since the last call: (kind, track_id, frame, name, previous, score) tuples.")
+        .def("tracks", [](const Tracker& self) {
+            py::list out;
+            for (const Track& t : self.tracks()) out.append(track_dict(t));
+            return out;
+        })
+        .def("track", [](const Tracker& self, int id) { return track_dict(self.track(id)); }, py::arg("id"))
+        .def_property_readonly("tracks_started", &Tracker::tracks_started);
 }

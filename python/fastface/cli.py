@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "train": ("fastface.train.cli", "", "train a backbone with an ArcFace-style head (needs [train])"),
     "export": ("fastface.export.cli", "", "convert a model to ncnn via pnnx, proven by a parity gate (needs [export])"),
     "models": ("fastface.models_cli", "", "list, pull, verify and remove known models by name (ncnn on arrival)"),
+    "watch": ("fastface.watch_cli", "", "track and name faces in a camera or video: events, fps, per-stage ms"),
 }
 
 

@@ -8,3 +8,4 @@
 #include "fastface/image.h"
 #include "fastface/match.h"
 #include "fastface/simd.h"
+#include "fastface/track.h"
