@@ -20,7 +20,7 @@ FOLD_SCHEMES = {
     "lfw": "LFW's own folds (pairs.txt)",
     "file": "the pair list's fold column",
     "stratified": "stratified folds (each holds the list's same/different mix)",
-    "contiguous": "contiguous folds in list order (insightface .bin order)",
+    "contiguous": "contiguous folds in list order (as insightface .bin sets are split)",
     "given": "folds given by the caller",
 }
 

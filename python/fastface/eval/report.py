@@ -70,7 +70,7 @@ def markdown_protocol(results) -> str:
     lines = []
     for r in results:
         s = r.summary
-        folds = FOLD_SCHEMES.get(s.get("fold_scheme"), "contiguous folds in list order")
+        folds = FOLD_SCHEMES.get(s.get("fold_scheme"), "folds")  # results saved before fold schemes
         parts = [f"{len(s['folds'])} {folds}"]
         subject = s.get("subject")
         if subject is None:
@@ -95,15 +95,18 @@ def _figure():
 
 def roc_figure(results):
     """ROC curves: TAR against FAR on a log axis (where the operating points of interest are),
-    the TAR axis zoomed to the range the curves use (verification ROCs sit near 1), and a marker
-    with its value at each FAR of the TAR@FAR table."""
+    from the lowest FAR of the TAR@FAR table that the data can show (fewer impostor pairs leave
+    the curve's left end to chance) with the TAR axis zoomed to the band the curves use there
+    (verification ROCs sit near 1), and a marker with its value at each FAR of the table."""
     fig, ax = _figure()
+    marked = [p["far"] for r in results for p in r.summary["tar_at_far"] if p["tar"] is not None]
+    curves = [(r, *roc_curve(r.scores, r.same)[:2]) for r in results]
+    left = min(marked) if marked else min(float(far[far > 0].min()) for _, far, _ in curves)
     lowest = 1.0
-    for r in results:
-        far, tar, _ = roc_curve(r.scores, r.same)
+    for r, far, tar in curves:
         shown = far > 0  # FAR = 0 has no place on a log axis
         line, = ax.plot(far[shown], tar[shown], label=f"{r.name} (AUC {r.summary['auc']:.4f})")
-        lowest = min(lowest, float(tar[shown].min()))
+        lowest = min(lowest, float(tar[far <= left].max()))  # where the staircase stands at the left edge
         for point in r.summary["tar_at_far"]:
             if point["tar"] is None:
                 continue
@@ -111,8 +114,9 @@ def roc_figure(results):
             ax.annotate(f"{100 * point['tar']:.2f}%", (point["far"], point["tar"]), textcoords="offset points",
                         xytext=(4, -10), fontsize="x-small", color=line.get_color())
     margin = max(0.005, 0.05 * (1.0 - lowest))
-    ax.set_ylim(max(0.0, lowest - margin), 1.0 + margin)
     ax.set_xscale("log")
+    ax.set_xlim(left / 2, 1.0)
+    ax.set_ylim(max(0.0, lowest - margin), 1.0 + margin)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
     ax.set_title("ROC (markers: TAR at the table's FARs)")
