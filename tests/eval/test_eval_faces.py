@@ -196,3 +196,19 @@ def test_rules_on_shared_group_photos(detector, photo):
     assert select_face(faces, image.shape, "central") is faces[int(np.argmin(distance))]
     assert select_face(faces, image.shape, "largest") is faces[int(np.argmax(area))]
     assert select_face(faces, image.shape, "score") is faces[0]  # the detector lists the best first
+
+
+@needs_shared
+def test_group_selfie_rules_disagree_couple_agrees(detector):
+    """On the selfie the three rules pick three people: the one in the middle, a face cut by the
+    frame's lower right edge (largest box: it is near the camera) and the sharpest face; in the
+    couple photo both people are framed alike and every rule picks the same one."""
+    selfie = cv2.imread(str(DEEPFACE / "selfie-many-people.jpg"))
+    picks = {rule: select_face(detector.detect(selfie), selfie.shape, rule) for rule in FACE_RULES}
+    assert len({id(face) for face in picks.values()}) == 3
+    assert picks["largest"].bbox[2] >= selfie.shape[1] - 1  # touches the right edge
+    centre = (picks["central"].bbox[:2] + picks["central"].bbox[2:]) / 2
+    assert np.all(np.abs(centre - [selfie.shape[1] / 2, selfie.shape[0] / 2]) < 0.25 * np.array(selfie.shape[1::-1]))
+    couple = cv2.imread(str(DEEPFACE / "couple.jpg"))
+    faces = detector.detect(couple)
+    assert len({id(select_face(faces, couple.shape, rule)) for rule in FACE_RULES}) == 1
