@@ -93,8 +93,9 @@ def _emit(args, result: dict, text: str) -> None:
 
 
 def verify_add_arguments(parser) -> None:
-    parser.add_argument("image_a", help="photo; its largest face is the subject (fastface eval --face chooses)")
-    parser.add_argument("image_b", help="photo; its largest face is the subject")
+    parser.add_argument("image_a", help="photo; its largest face is the one compared "
+                                        "(fastface eval picks the most central by default)")
+    parser.add_argument("image_b", help="photo; its largest face is the one compared")
     parser.add_argument("--threshold", type=float, help=f"same-person cosine threshold (default: card or {DEFAULT_THRESHOLD})")
     _add_model_arguments(parser)
 

@@ -158,6 +158,10 @@ def test_compare_keeps_same_named_models_apart(tmp_path):
 def test_compare_errors(tmp_path):
     out = cli("compare", tmp_path / "missing.param")
     assert out.returncode == 2 and "card" in out.stderr
+    out = cli("compare", tmp_path / "m.param", tmp_path / "m.param")
+    assert out.returncode == 2 and "given more than once" in out.stderr
+    out = cli("compare", tmp_path / "a.param", tmp_path / "b.param", tmp_path / "c.param", "--card", "x", "--card", "y")
+    assert out.returncode == 2 and "once per model (3), not 2 times" in out.stderr
 
 
 def test_compare_without_arguments_times_the_bundled_architectures(tmp_path):
@@ -168,3 +172,13 @@ def test_compare_without_arguments_times_the_bundled_architectures(tmp_path):
     assert rows["se_iresnet100"]["params"] > 60e6 and rows["mobilefacenet"]["params"] < 1.1e6
     assert not rows["se_iresnet100"]["has_weights"]  # architecture only: timed with zero weights
     assert rows["se_iresnet100"]["stages"]["embed"]["median_ms"] > rows["mobilefacenet"]["stages"]["embed"]["median_ms"]
+
+
+def test_compare_display_names_tell_same_stems_apart():
+    from pathlib import Path
+
+    from fastface.eval.compare import display_names
+
+    paths = [Path("runs/x/a/mfn.param"), Path("runs/y/a/mfn.param"), Path("b/mfn.param"), Path("b/r100.param")]
+    assert display_names(paths) == ["x/a/mfn", "y/a/mfn", "b/mfn", "r100"]
+    assert display_names([Path("a/m.param"), Path("b/m.param")]) == ["a/m", "b/m"]

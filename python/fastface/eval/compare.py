@@ -37,9 +37,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--detector", help="detect and align raw photos with this detector first")
     parser.add_argument("--face", choices=FACE_RULES, default=DEFAULT_FACE,
                         help=f"subject among detected faces, as fastface eval (default {DEFAULT_FACE})")
-    parser.add_argument("--strict", action="store_true", help="stop at a photo without a detected face, as fastface eval")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at a photo without a detected face, as fastface eval")
     parser.add_argument("--card", action="append",
-                        help="model card JSON for a model without one beside it; once for all models or once per model, in order")
+                        help="model card JSON for a model without one beside it: once for all models, "
+                             "or once per model in order")
     parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per stage and model (default 3)")
     parser.add_argument("--out", help="write compare.json and compare.md here")
@@ -171,7 +173,8 @@ def _cards(models: list[Path], given) -> list[Path]:
     if not given:
         return [m.with_suffix(".json") for m in models]
     if len(given) not in (1, len(models)):
-        raise ValueError(f"give --card once (for every model) or once per model ({len(models)}), not {len(given)} times")
+        raise ValueError(f"give --card once (for every model) or once per model ({len(models)}), "
+                         f"not {len(given)} times")
     return [Path(c) for c in (given * len(models) if len(given) == 1 else given)]
 
 
@@ -183,6 +186,9 @@ def run(args) -> int:
     models = [Path(m) for m in args.models] or bundled_models()
     if not models:
         raise ValueError("no models given and none bundled")
+    repeated = {str(m) for m in models if models.count(m) > 1}
+    if repeated:
+        raise ValueError(f"model given more than once: {', '.join(sorted(repeated))}")
     cards = _cards(models, args.card)
     for m, card in zip(models, cards):
         if not m.is_file() or not card.is_file():
