@@ -35,7 +35,7 @@ class Pairs:
     same: np.ndarray
     folds: np.ndarray | None = None
     source: str = ""
-    fold_scheme: str = "given"
+    fold_scheme: str | None = None  # None: "contiguous" without folds, else "given"
 
     def __len__(self) -> int:
         return int(self.same.size)

@@ -129,5 +129,5 @@ def evaluate(embed_fn: Callable, pairs: Pairs, *, flip: bool = False,
         result.summary["subject"] = {
             "face": crop.face, "strict": crop.strict, "images": len(pairs.images), "missed": len(missed),
             "missed_images": [_describe(pairs.images, i) for i in missed[:MISSED_SHOWN]],
-            "fallback": "the template centred and scaled to the photo"}
+            "fallback": None if crop.strict else "the template centred and scaled to the photo"}
     return result
