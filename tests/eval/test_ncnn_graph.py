@@ -8,7 +8,7 @@ import pytest
 from fastface.demo import write_demo_model
 from fastface.eval.ncnn_graph import GraphError, complexity, complexity_for
 
-from shared_data import MOBILEFACENET, require
+from shared_data import MOBILEFACENET, RETINAFACE_PARAM, require
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -45,6 +45,16 @@ def test_shared_mobilefacenet_with_unfolded_batchnorm():
     assert counted.precision == "fp32"
     assert counted.macs == json.loads((MODELS / "mobilefacenet.json").read_text())["macs"]  # same architecture
     assert 0.99e6 < counted.params < 1.01e6
+
+
+@require(RETINAFACE_PARAM)
+def test_retinaface_detector_graph():
+    """A detector: fp16 weights, upsampling, crops to a reference blob and reshapes."""
+    counted = complexity(RETINAFACE_PARAM, input_size=(640, 640))
+    assert counted.precision == "fp16" and counted.weight_bytes == RETINAFACE_PARAM.with_suffix(".bin").stat().st_size
+    assert 0.4e6 < counted.params < 0.45e6  # mnet0.25 RetinaFace
+    # fully convolutional, every stride divides 640 and 320: a quarter of the pixels, a quarter of the MACs
+    assert complexity(RETINAFACE_PARAM, input_size=(320, 320)).macs * 4 == counted.macs
 
 
 SMALL = """7767517

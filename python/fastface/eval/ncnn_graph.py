@@ -84,20 +84,25 @@ def parse_param(text: str) -> list[Layer]:
     return layers
 
 
-# Weight blocks per layer type, in ncnn's load order: (count, type) with type 0 = tagged block
-# (fp32/fp16/int8), 1 = raw fp32; "learned" marks blocks that are parameters (not statistics).
+# Layers with a weight matrix: (weight count key, bias flag key, int8 flag key, dynamic-weight key).
+_WEIGHTED = {
+    "Convolution": (6, 5, 8, 19), "ConvolutionDepthWise": (6, 5, 8, 19), "Convolution1D": (6, 5, 8, 19),
+    "Deconvolution": (6, 5, None, 28), "DeconvolutionDepthWise": (6, 5, None, 28),
+    "InnerProduct": (2, 1, 8, None), "Embed": (3, 2, 18, None),
+}
+
+
 def _blocks(layer: Layer) -> list[tuple[int, int, bool]]:
+    """The layer's weight blocks in ncnn's load order: (count, type, learned), type 0 = tagged
+    block (fp32/fp16/int8), 1 = raw fp32; "learned" marks parameters (not statistics)."""
     t, g = layer.type, layer.get
-    if t in ("Convolution", "ConvolutionDepthWise", "Deconvolution", "DeconvolutionDepthWise", "Convolution1D",
-             "InnerProduct", "Embed"):
-        if t in ("Convolution", "ConvolutionDepthWise", "Deconvolution", "DeconvolutionDepthWise", "Convolution1D") \
-                and g(19 if t.startswith("Conv") else 28):
-            return []  # dynamic weights come from a blob
-        size_key, bias_key = {"InnerProduct": (2, 1), "Embed": (3, 2)}.get(t, (6, 5))
-        if g(8 if t != "Embed" else 18):
+    if t in _WEIGHTED:
+        size_key, bias_key, int8_key, dynamic_key = _WEIGHTED[t]
+        if dynamic_key is not None and g(dynamic_key):
+            return []  # the weights come from a blob
+        if int8_key is not None and g(int8_key):
             raise GraphError(f"layer {layer.name}: int8-quantized {t} is not supported")
-        blocks = [(g(size_key), 0, True)]
-        return blocks + ([(g(0), 1, True)] if g(bias_key) else [])
+        return [(g(size_key), 0, True)] + ([(g(0), 1, True)] if g(bias_key) else [])
     if t == "BatchNorm":
         c = g(0)
         return [(c, 1, True), (c, 1, False), (c, 1, False), (c, 1, True)]  # slope, mean, var, bias
@@ -245,17 +250,23 @@ def _reshape(layer: Layer, shape: tuple) -> tuple:
     g = layer.get
     if g(6, "") or g(11, -233) != -233:
         raise GraphError(f"layer {layer.name}: Reshape with an expression or depth is not supported")
-    w, h, c = g(0, -233), g(1, -233), g(2, -233)
-    dims = [d for d in (c, h, w) if d != -233]
-    total = prod(shape)
-    ncnn_order = {3: (c, h, w), 2: (h, w), 1: (w,)}[len(dims)]
-    own = {3: shape if len(shape) == 3 else None, 2: shape[-2:] if len(shape) >= 2 else None,
-           1: shape[-1:]}[len(dims)]
-    out = [own[i] if d == 0 and own else d for i, d in enumerate(ncnn_order)]  # 0 = keep that dimension
-    if out.count(-1) == 1:
-        known = prod(d for d in out if d != -1)
-        out[out.index(-1)] = total // known
+    own = {"w": shape[-1], "h": shape[-2] if len(shape) >= 2 else 1, "c": shape[-3] if len(shape) >= 3 else 1}
+    # ncnn: w, h, c given (-233 = absent: fewer dims), 0 = keep the input's, -1 = whatever is left
+    out = [own[axis] if value == 0 else value
+           for axis, value in (("c", g(2, -233)), ("h", g(1, -233)), ("w", g(0, -233))) if value != -233]
+    if -1 in out:
+        out[out.index(-1)] = prod(shape) // prod(d for d in out if d != -1)
     return tuple(out)
+
+
+def _crop(layer: Layer, shapes: list) -> tuple:
+    g = layer.get
+    c, h, w = shapes[0]
+    if len(shapes) == 2:  # crop to the reference blob's size
+        return c, shapes[1][-2], shapes[1][-1]
+    if g(9, []) or g(19, ""):
+        raise GraphError(f"layer {layer.name}: Crop with starts/ends is not supported")
+    return (g(5) or c - g(2) - g(8)), (g(4) or h - g(1) - g(7)), (g(3) or w - g(0) - g(6))
 
 
 def _concat(layer: Layer, shapes: list) -> tuple:
@@ -305,6 +316,8 @@ def _forward(layer: Layer, shapes: list, input_shape: tuple) -> tuple:
         return _deconv(layer, first)
     if t == "Pooling":
         return _pool(layer, first)
+    if t == "Crop":
+        return _crop(layer, shapes)
     if t == "Padding":
         g = layer.get
         return first[0] + g(7) + g(8), first[1] + g(0) + g(1), first[2] + g(2) + g(3)
