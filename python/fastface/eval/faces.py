@@ -6,7 +6,7 @@ Which face is the subject when the detector finds several (``face``):
   around their subject, so this is LFW's rule; it is the default for every pair list (CSV lists
   too: a photo chosen for a pair list is framed on its subject, while a bystander nearer the
   camera can be the largest face).
-* ``"largest"`` — the largest box (what ``fastface verify``/``identify`` use on a user's photo).
+* ``"largest"`` — the largest box (what ``fastface verify`` and ``enroll`` use on a user's photo).
 * ``"score"`` — the detector's most confident face.
 
 When the detector finds no face, the photo is not dropped (that would change the pair list):
@@ -19,6 +19,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
+from .._checks import as_size
+from ..align import align, template_for
+from ..detect import Detector
 
 FACE_RULES = ("central", "largest", "score")
 DEFAULT_FACE = "central"
@@ -58,9 +62,6 @@ def centred_landmarks(shape, size, template=None) -> np.ndarray:
     """The fallback for a photo without a detected face: the alignment ``template`` (for a crop
     of ``size``) scaled so the crop spans the photo, centred on it. Aligning to these points
     warps the whole photo, centred and aspect kept, onto the crop."""
-    from ..align import template_for
-    from .._checks import as_size
-
     width, height = as_size(size)
     points = np.asarray(template_for((width, height), template), dtype=np.float64)
     scale = min(shape[1] / width, shape[0] / height)
@@ -83,15 +84,12 @@ class FaceCrop:
         if face not in FACE_RULES:
             raise ValueError(f"unknown face rule {face!r}; choose one of {', '.join(FACE_RULES)}")
         if isinstance(detector, (str, os.PathLike)):
-            from ..detect import Detector
             detector = Detector(detector, threads=threads)
         self.detector, self.size, self.template = detector, size, template
         self.face, self.strict = face, strict
 
     def crop(self, image) -> tuple[np.ndarray, bool]:
         """(aligned crop, whether a face was detected)."""
-        from ..align import align
-
         subject = select_face(self.detector.detect(image), image.shape, self.face)
         if subject is None:
             if self.strict:
