@@ -96,8 +96,9 @@ def _emit(args, result: dict, text: str) -> None:
 
 
 def verify_add_arguments(parser) -> None:
-    parser.add_argument("image_a")
-    parser.add_argument("image_b")
+    parser.add_argument("image_a", help="photo; its largest face is the one compared "
+                                        "(fastface eval picks the most central by default)")
+    parser.add_argument("image_b", help="photo; its largest face is the one compared")
     parser.add_argument("--threshold", type=float, help=f"same-person cosine threshold (default: card or {DEFAULT_THRESHOLD})")
     _add_model_arguments(parser)
 
@@ -119,7 +120,8 @@ def verify_run(args) -> int:
 
 def enroll_add_arguments(parser) -> None:
     parser.add_argument("gallery", help="gallery file (created if missing, else extended)")
-    parser.add_argument("folder", help="one sub-folder per identity, holding that person's photos")
+    parser.add_argument("folder", help="one sub-folder per identity, holding that person's photos "
+                                       "(the largest face of each photo is enrolled)")
     parser.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     _add_model_arguments(parser)
 
@@ -154,7 +156,7 @@ def enroll_run(args) -> int:
 
 def identify_add_arguments(parser) -> None:
     parser.add_argument("gallery")
-    parser.add_argument("image")
+    parser.add_argument("image", help="photo; every face found in it is named (no subject is chosen, unlike verify)")
     parser.add_argument("-k", type=int, default=3, help="candidates per face (default 3)")
     parser.add_argument("--threshold", type=float, help=f"accept a match at this cosine (default: card or {DEFAULT_THRESHOLD})")
     parser.add_argument("--annotate", help="write the image with boxes, landmarks and names here")

@@ -141,6 +141,33 @@ def test_cross_validation_uses_caller_folds():
     assert [f["threshold"] for f in interleaved["folds"]] != [f["threshold"] for f in default["folds"]]
 
 
+@pytest.mark.parametrize("n_same, n_diff", [(38, 262), (300, 300), (7, 93), (3, 4)])
+def test_stratified_folds_hold_the_lists_mix(n_same, n_diff):
+    same = np.r_[np.ones(n_same, bool), np.zeros(n_diff, bool)]  # sorted by label, as deepface's list
+    folds = metrics.stratified_folds(same)
+    np.testing.assert_array_equal(folds, metrics.stratified_folds(same))  # deterministic
+    sizes, positives = np.bincount(folds), np.bincount(folds[same], minlength=folds.max() + 1)
+    assert sizes.max() - sizes.min() <= 1  # near-equal folds
+    assert positives.max() - positives.min() <= 1  # each fold the list's same/different mix
+
+
+def test_stratified_folds_keep_thresholds_meaningful():
+    """A label-sorted list cut into contiguous folds leaves folds without a same-person pair:
+    stratified folds fit every threshold on training folds that hold both classes."""
+    rng = np.random.default_rng(0)
+    same = np.r_[np.ones(38, bool), np.zeros(262, bool)]
+    scores = np.where(same, rng.normal(0.7, 0.1, same.size), rng.normal(0.1, 0.1, same.size))
+    contiguous = metrics.cross_validate(scores, same)
+    stratified = metrics.cross_validate(scores, same, metrics.stratified_folds(same))
+    assert [f["counts"]["tp"] + f["counts"]["fn"] for f in contiguous["folds"]][:2] == [30, 8]
+    assert all(f["counts"]["tp"] + f["counts"]["fn"] in (3, 4) for f in stratified["folds"])
+    summary = metrics.evaluate_scores(scores, same, metrics.stratified_folds(same), fold_scheme="stratified").summary
+    assert summary["fold_scheme"] == "stratified"
+    assert metrics.evaluate_scores(scores, same).summary["fold_scheme"] == "contiguous"
+    with pytest.raises(ValueError, match="unknown fold scheme"):
+        metrics.evaluate_scores(scores, same, fold_scheme="random")
+
+
 def test_cross_validation_rejects_bad_folds():
     scores, same, folds = constructed_folds()
     with pytest.raises(ValueError, match="fold ids"):

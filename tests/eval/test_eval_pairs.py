@@ -39,7 +39,7 @@ def test_lfw_pairs(tmp_path):
     p = read_pairs(tmp_path / "pairs.txt", images=tmp_path / "lfw")
     assert len(p) == 8
     assert p.same.tolist() == [True, True, False, False] * 2
-    assert p.folds.tolist() == [0] * 4 + [1] * 4
+    assert p.folds.tolist() == [0] * 4 + [1] * 4 and p.fold_scheme == "lfw"
     # 16 references; Abel_Pacheco 1 and 4, Aaron_Peirsol 2 and Akhmed_Zakayev 3 are reused
     assert len(p.images) == 12
 
@@ -58,7 +58,8 @@ def test_lfw_single_set_header_and_default_root(tmp_path):
     make_tree(tmp_path, body)
     (tmp_path / "pairsDevTest.txt").write_text("2\n" + body + "\n")  # trailing blank line is fine
     p = read_pairs(tmp_path / "pairsDevTest.txt")
-    assert len(p) == 4 and p.folds is None
+    assert len(p) == 4 and p.fold_scheme == "stratified"  # one set: no folds of its own
+    assert p.folds.tolist() == [0, 1, 2, 3]
     assert all(Path(f).is_file() for f in p.images)
 
 
@@ -88,7 +89,11 @@ def test_lfw_missing_image_names_line_and_file(tmp_path):
 @pytest.mark.skipif(not (DEEPFACE / "pairs.csv").is_file(), reason=f"shared data not found at {SHARED}")
 def test_csv_shared_deepface_pairs():
     p = read_pairs(DEEPFACE / "pairs.csv")
-    assert (len(p), int(p.same.sum()), p.folds) == (300, 38, None)
+    assert (len(p), int(p.same.sum()), p.fold_scheme) == (300, 38, "stratified")
+    # the list holds its 38 same-person pairs first; every fold still gets 30 pairs, 3 or 4 of them same
+    assert p.same[:38].all() and not p.same[38:].any()
+    assert np.bincount(p.folds).tolist() == [30] * 10
+    assert sorted(np.bincount(p.folds[p.same]).tolist()) == [3, 3] + [4] * 8
     assert len(p.images) <= 25 and all(Path(f).parent == DEEPFACE for f in p.images)
     assert Path(p.images[p.first[0]]).name == "img20.jpg" and Path(p.images[p.second[0]]).name == "img21.jpg"
 
@@ -100,7 +105,7 @@ def test_csv_fold_column_and_root(tmp_path):
         "fold,file_a,file_b,same\n0,a.jpg,b.jpg,1\n\n1, a.jpg ,c.jpg,false\n1,b.jpg,c.jpg,TRUE\n")
     p = read_pairs(tmp_path / "list.csv", images=tmp_path)
     assert p.same.tolist() == [True, False, True]
-    assert p.folds.tolist() == [0, 1, 1]
+    assert p.folds.tolist() == [0, 1, 1] and p.fold_scheme == "file"
     assert [Path(p.images[i]).name for i in np.r_[p.first, p.second]] == ["a.jpg", "a.jpg", "b.jpg",
                                                                           "b.jpg", "c.jpg", "c.jpg"]
 
@@ -161,7 +166,7 @@ def test_bin_reads_honest_files(tmp_path, variant):
         data = pickle.dumps((bins, flags), protocol=int(variant[-1]))
     (tmp_path / "set.bin").write_bytes(data)
     p = read_pairs(tmp_path / "set.bin")
-    assert p.same.tolist() == flags and p.folds is None
+    assert p.same.tolist() == flags and p.folds is None and p.fold_scheme == "contiguous"
     assert (p.first.tolist(), p.second.tolist()) == ([0, 2], [1, 3])
     assert p.images == bins
     for original, encoded in zip(images, p.images):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fastface.eval import evaluate_scores, write_report
-from fastface.eval.report import markdown_details, markdown_table, read_json, write_json
+from fastface.eval.report import markdown_details, markdown_protocol, markdown_table, read_json, write_json
 
 
 @pytest.fixture
@@ -72,3 +72,33 @@ def test_write_report_needs_distinct_names(results, tmp_path):
     results[1].name = "MobileFaceNet"
     with pytest.raises(ValueError, match="names must differ"):
         write_report(results, tmp_path)
+
+
+def test_roc_zooms_on_the_curve_and_marks_the_table_fars(results):
+    pytest.importorskip("matplotlib")
+    from fastface.eval.report import roc_figure
+
+    ax = roc_figure(results).axes[0]
+    assert ax.get_xscale() == "log"
+    low, high = ax.get_ylim()
+    # from FAR 1e-3 (the lowest the table can show on 3000 impostor pairs) both curves stay above
+    # 0.99 TAR: the axis shows that band, not 0..1
+    assert 0.98 < low < 0.995 and 1.0 <= high < 1.01
+    assert ax.get_xlim()[0] == pytest.approx(5e-4)
+    markers = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.get_lines() if line.get_marker() == "o"]
+    expected = [(p["far"], p["tar"]) for r in results for p in r.summary["tar_at_far"] if p["tar"] is not None]
+    assert markers == expected and len(markers) == 6  # FAR 1e-4 has no TAR on 3000 impostor pairs
+    assert sum(text.get_text().endswith("%") for text in ax.texts) == 6
+
+
+def test_markdown_protocol_says_how_it_was_measured(results):
+    results[0].summary.update(fold_scheme="stratified", subject={
+        "face": "central", "strict": False, "images": 25, "missed": 7,
+        "missed_images": [f"img{i}.jpg" for i in range(7)], "fallback": "centred"})
+    lines = markdown_protocol(results).splitlines()
+    assert lines[0] == ("- MobileFaceNet: 10 stratified folds (each holds the list's same/different mix); "
+                        "subject: the face nearest the photo's centre (--face central); no face detected in 7 of 25 "
+                        "photos (img0.jpg, img1.jpg, img2.jpg, img3.jpg, img4.jpg, ...; aligned with the template "
+                        "centred on the photo)")
+    assert lines[1] == ("- SE-LResNet100E-IR: 10 contiguous folds in list order (as insightface .bin sets are split); "
+                        "faces: the images as given (no detector)")

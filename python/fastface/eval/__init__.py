@@ -4,9 +4,10 @@ metrics, reports, and a runner that takes any embedding function (C++ engine or 
 Importing needs numpy only, so it works on a board: OpenCV is imported when images are decoded,
 matplotlib when plots are drawn, tqdm when a progress bar is asked for.
 """
+from .faces import FaceCrop, select_face
 from .metrics import Result, evaluate_scores
 from .pairs import Pairs, read_pairs
 from .report import write_report
 from .verify import evaluate
 
-__all__ = ["Pairs", "Result", "evaluate", "evaluate_scores", "read_pairs", "write_report"]
+__all__ = ["FaceCrop", "Pairs", "Result", "evaluate", "evaluate_scores", "read_pairs", "select_face", "write_report"]

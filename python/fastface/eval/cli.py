@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .faces import DEFAULT_FACE, FACE_RULES, FaceCrop
 from .pairs import read_pairs
-from .report import markdown_details, markdown_table, write_report
+from .report import markdown_details, markdown_protocol, markdown_table, write_report
 from .verify import evaluate
 
 
@@ -14,7 +15,15 @@ def add_arguments(parser) -> None:
                         help="ncnn .param (card and .bin beside it) or, with --backend torch, a checkpoint")
     parser.add_argument("--pairs", required=True, help="LFW pairs.txt, a CSV (file_a,file_b,same) or an insightface .bin")
     parser.add_argument("--images", help="image root (default: the pair file's folder)")
+    parser.add_argument("--card", help="model card JSON, if not beside the model (engine backend)")
     parser.add_argument("--detector", help="RetinaFace/YuNet .param: detect and align raw photos first")
+    parser.add_argument("--face", choices=FACE_RULES,
+                        help=f"which detected face is the subject: the one nearest the photo's centre (central, "
+                             f"the LFW protocol's choice and the default for every pair list), the largest, or "
+                             f"the detector's best score (default {DEFAULT_FACE}; needs --detector)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at a photo without a detected face (default: align it with the template "
+                             "centred and scaled to the photo, and count it in the report)")
     parser.add_argument("--backend", choices=["engine", "torch"], default="engine")
     parser.add_argument("--backbone", help="torch backend: backbone name when the checkpoint does not say")
     parser.add_argument("--flip", action="store_true", help="add the mirrored image's embedding")
@@ -23,21 +32,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="write JSON, Markdown and PNG plots here")
 
 
-def aligner(detector_path, size, template=None, threads: int = 1):
-    """image -> aligned crop of its largest face (None when there is none)."""
-    from ..align import align
-    from ..detect import Detector
-
-    detector = Detector(detector_path, threads=threads)
-
-    def crop(image):
-        faces = detector.detect(image)
-        if not faces:
-            return None
-        face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
-        return align(image, face.landmarks, size, template)
-
-    return crop
+def aligner(detector_path, size, template=None, threads: int = 1, face: str = DEFAULT_FACE,
+            strict: bool = False) -> FaceCrop:
+    """image -> aligned crop of the subject chosen by ``face`` (see :mod:`.faces`)."""
+    return FaceCrop(detector_path, size, template, face=face, strict=strict, threads=threads)
 
 
 def embedder_for(args):
@@ -47,18 +45,24 @@ def embedder_for(args):
         embed_fn, size = torch_embedder(args.model, args.backbone)
         return embed_fn, size, None
     from ..embed import Embedder
-    model = Embedder(args.model, threads=args.threads)
+    model = Embedder(args.model, card=args.card, threads=args.threads)
     return (lambda crops: model.embed(crops, normalize=False)), tuple(model.card["size"]), model.card.get("template")
 
 
 def run(args) -> int:
+    if not args.detector and (args.face or args.strict):
+        raise ValueError("--face and --strict choose among detected faces: give --detector too")
+    if args.card and args.backend == "torch":
+        raise ValueError("--card describes an ncnn model; the torch backend reads its checkpoint")
     pairs = read_pairs(args.pairs, images=args.images)
     embed_fn, size, template = embedder_for(args)
-    crop = aligner(args.detector, size, template, args.threads) if args.detector else None
+    crop = (aligner(args.detector, size, template, args.threads, args.face or DEFAULT_FACE, args.strict)
+            if args.detector else None)
     result = evaluate(embed_fn, pairs, flip=args.flip, crop=crop, progress=True,
                       name=args.name or Path(args.model).stem)
     print(markdown_table([result]))
     print(markdown_details([result]))
+    print(markdown_protocol([result]))
     if args.out:
         for path in write_report([result], args.out):
             print(f"wrote {path}")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .faces import DEFAULT_FACE, FACE_RULES
+
 STAGES = ("align", "embed", "match")
 GALLERY_SIZE = 10_000
 
@@ -33,6 +35,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pairs", help="pair list for the accuracy columns (models with weights only)")
     parser.add_argument("--images", help="image root for --pairs")
     parser.add_argument("--detector", help="detect and align raw photos with this detector first")
+    parser.add_argument("--face", choices=FACE_RULES, default=DEFAULT_FACE,
+                        help=f"subject among detected faces, as fastface eval (default {DEFAULT_FACE})")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at a photo without a detected face, as fastface eval")
+    parser.add_argument("--card", action="append",
+                        help="model card JSON for a model without one beside it: once for all models, "
+                             "or once per model in order")
     parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per stage and model (default 3)")
     parser.add_argument("--out", help="write compare.json and compare.md here")
@@ -50,7 +59,7 @@ def _timed(fn, seconds: float, min_runs: int = 5, max_runs: int = 1000) -> list[
     return times
 
 
-def measure(param: str, threads: int, seconds: float) -> dict:
+def measure(param: str, threads: int, seconds: float, card=None) -> dict:
     """Latency per stage (ms) and peak RSS for one model; runs inside the worker process."""
     import resource
 
@@ -61,7 +70,8 @@ def measure(param: str, threads: int, seconds: float) -> dict:
 
     path = Path(param)
     has_weights = path.with_suffix(".bin").is_file()
-    model = Embedder(path, threads=threads) if has_weights else Embedder.with_zero_weights(path, threads=threads)
+    model = (Embedder(path, card=card, threads=threads) if has_weights
+             else Embedder.with_zero_weights(path, card=card, threads=threads))
     width, height = model.input_size
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
@@ -86,21 +96,54 @@ def measure(param: str, threads: int, seconds: float) -> dict:
             "peak_rss_mb": peak_kb / 1024, "dim": model.dim, "has_weights": has_weights}
 
 
-def profile(param: Path, threads: int, seconds: float) -> dict:
-    """Run ``measure`` in a fresh process and add what the card and the files say."""
-    spec = json.dumps({"param": str(param), "threads": threads, "seconds": seconds})
+def profile(param: Path, threads: int, seconds: float, card_path: Path | None = None) -> dict:
+    """Run ``measure`` in a fresh process and add what the card and the files say; params and
+    MACs come from the card, else are counted from the ncnn graph (:mod:`.ncnn_graph`)."""
+    card_path = card_path or param.with_suffix(".json")
+    spec = json.dumps({"param": str(param), "threads": threads, "seconds": seconds, "card": str(card_path)})
     done = subprocess.run([sys.executable, "-m", "fastface.cli", "compare", "--worker", spec],
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"timing {param} failed: {done.stderr.strip()[-2000:]}")
     row = json.loads(done.stdout)
-    card = json.loads(param.with_suffix(".json").read_text())
+    card = json.loads(card_path.read_text())
     files = [param, param.with_suffix(".bin")]
-    row.update(name=param.stem, params=card.get("params"), macs=card.get("macs"), threads=threads,
+    row.update(name=param.stem, path=str(param), params=card.get("params"), macs=card.get("macs"), threads=threads,
                size_mb=sum(f.stat().st_size for f in files if f.is_file()) / 2 ** 20,
                weights_mb=(card["params"] * (2 if card.get("precision") == "fp16" else 4) / 2 ** 20)
-               if card.get("params") else None)
+               if card.get("params") else None, complexity_source="card")
+    if row["params"] is None or row["macs"] is None:
+        row.update(_graph_complexity(param, card))
     return row
+
+
+def _graph_complexity(param: Path, card: dict) -> dict:
+    """Params, MACs and weight size counted from the ncnn files, for a card without them."""
+    from ..embed import load_card
+    from .ncnn_graph import GraphError, complexity_for
+
+    try:
+        counted = complexity_for(param, load_card(card))
+    except GraphError as exc:
+        print(f"{param}: params and MACs not counted: {exc}", file=sys.stderr)
+        return {"complexity_source": None}
+    weights_mb = counted.weight_bytes / 2 ** 20 if counted.weight_bytes is not None else counted.params * 4 / 2 ** 20
+    return {"params": counted.params, "macs": counted.macs, "weights_mb": weights_mb, "complexity_source": "graph"}
+
+
+def display_names(paths: list[Path]) -> list[str]:
+    """Distinct table names: the file stem, with as many parent folders as it takes to tell
+    models with the same stem apart (``a/mobilefacenet``, ``b/mobilefacenet``)."""
+    names = [p.stem for p in paths]
+    for depth in range(1, max(len(p.parts) for p in paths)):
+        clashes = {n for n in names if names.count(n) > 1}
+        if not clashes:
+            break
+        names = [str(Path(*p.with_suffix("").parts[-depth - 1:])) if n in clashes else n
+                 for p, n in zip(paths, names)]
+    if len(set(names)) != len(names):
+        names = [str(p) for p in paths]
+    return names
 
 
 def _fmt(value, spec: str) -> str:
@@ -112,7 +155,7 @@ def table(rows: list[dict], results: dict) -> str:
             "Weights (MB) | align ms (med/p90) | embed ms (med/p90) | match 10k ms (med/p90) | Peak RSS (MB) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
-        summary = results.get(row["name"])
+        summary = results.get(row["path"])
         m = summary["metrics"] if summary else {}
         tar = next((t["tar"] for t in summary["tar_at_far"] if t["far"] == 1e-3), None) if summary else None
         pct = [_fmt(m.get(k) * 100 if m.get(k) is not None else None, ".4f")
@@ -125,34 +168,50 @@ def table(rows: list[dict], results: dict) -> str:
     return "\n".join(lines)
 
 
+def _cards(models: list[Path], given) -> list[Path]:
+    """The card of each model: --card once for all, once per model, or the .json beside it."""
+    if not given:
+        return [m.with_suffix(".json") for m in models]
+    if len(given) not in (1, len(models)):
+        raise ValueError(f"give --card once (for every model) or once per model ({len(models)}), "
+                         f"not {len(given)} times")
+    return [Path(c) for c in (given * len(models) if len(given) == 1 else given)]
+
+
 def run(args) -> int:
     if args.worker:
         spec = json.loads(args.worker)
-        print(json.dumps(measure(spec["param"], spec["threads"], spec["seconds"])))
+        print(json.dumps(measure(spec["param"], spec["threads"], spec["seconds"], spec["card"])))
         return 0
     models = [Path(m) for m in args.models] or bundled_models()
     if not models:
         raise ValueError("no models given and none bundled")
-    for m in models:
-        if not m.is_file() or not m.with_suffix(".json").is_file():
-            raise FileNotFoundError(f"need {m} and its card {m.with_suffix('.json')}")
+    repeated = {str(m) for m in models if models.count(m) > 1}
+    if repeated:
+        raise ValueError(f"model given more than once: {', '.join(sorted(repeated))}")
+    cards = _cards(models, args.card)
+    for m, card in zip(models, cards):
+        if not m.is_file() or not card.is_file():
+            raise FileNotFoundError(f"need {m} and its card {card}")
     rows, results = [], {}
-    for m in models:
-        print(f"timing {m.stem} ({args.threads} thread(s))...", file=sys.stderr)
-        rows.append(profile(m, args.threads, args.seconds))
+    for m, card, name in zip(models, cards, display_names(models)):
+        print(f"timing {name} ({args.threads} thread(s))...", file=sys.stderr)
+        rows.append({**profile(m, args.threads, args.seconds, card), "name": name})
     if args.pairs:
         from .cli import aligner
         from .pairs import read_pairs
         from .verify import evaluate
         from ..embed import Embedder
         pairs = read_pairs(args.pairs, images=args.images)
-        for m in models:
+        for m, card, row in zip(models, cards, rows):
             if not m.with_suffix(".bin").is_file():
                 continue
-            model = Embedder(m, threads=args.threads)
-            crop = aligner(args.detector, model.input_size, model.card.get("template")) if args.detector else None
-            result = evaluate(lambda c: model.embed(c, normalize=False), pairs, crop=crop, progress=True, name=m.stem)
-            results[m.stem] = result.summary
+            model = Embedder(m, card=card, threads=args.threads)
+            crop = (aligner(args.detector, model.input_size, model.card.get("template"), face=args.face,
+                            strict=args.strict) if args.detector else None)
+            result = evaluate(lambda c: model.embed(c, normalize=False), pairs, crop=crop, progress=True,
+                              name=row["name"])
+            results[str(m)] = result.summary  # keyed by path: two models may share a stem
     text = table(rows, results)
     print(text)
     if args.out:

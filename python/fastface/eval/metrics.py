@@ -15,6 +15,15 @@ import numpy as np
 FARS = (1e-1, 1e-2, 1e-3, 1e-4)
 N_FOLDS = 10
 
+#: Where a result's folds came from (``summary["fold_scheme"]``), as the report words it.
+FOLD_SCHEMES = {
+    "lfw": "LFW's own folds (pairs.txt)",
+    "file": "the pair list's fold column",
+    "stratified": "stratified folds (each holds the list's same/different mix)",
+    "contiguous": "contiguous folds in list order (as insightface .bin sets are split)",
+    "given": "folds given by the caller",
+}
+
 
 def _check(scores, same) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64).ravel()
@@ -163,6 +172,18 @@ def contiguous_folds(n_pairs: int, n_folds: int = N_FOLDS) -> np.ndarray:
     return np.arange(n_pairs) * n_folds // n_pairs
 
 
+def stratified_folds(same, n_folds: int = N_FOLDS) -> np.ndarray:
+    """Fold id per pair such that every fold holds the list's same/different mix (to within one
+    pair each) and the folds are near-equal in size; deterministic, in list order: same-person
+    pairs are dealt round-robin, then different-person pairs continue where they stopped."""
+    same = np.asarray(same, dtype=bool).ravel()
+    folds = np.empty(same.size, dtype=np.int64)
+    positives, negatives = np.flatnonzero(same), np.flatnonzero(~same)
+    folds[positives] = np.arange(positives.size) % n_folds
+    folds[negatives] = (positives.size + np.arange(negatives.size)) % n_folds
+    return folds
+
+
 def cross_validate(scores, same, folds=None, n_folds: int = N_FOLDS) -> dict:
     """The LFW protocol: each fold is scored at the threshold chosen on all the other folds.
 
@@ -218,14 +239,22 @@ class Result:
                    np.asarray(data["same"], dtype=bool), data["summary"])
 
 
-def evaluate_scores(scores, same, folds=None, name: str = "model", fars=FARS) -> Result:
+def evaluate_scores(scores, same, folds=None, name: str = "model", fars=FARS, fold_scheme=None) -> Result:
     """Everything issue 6 reports for one score list: the 10-fold protocol plus the
-    threshold-free ROC AUC, EER and TAR@FAR computed over all pairs at once."""
+    threshold-free ROC AUC, EER and TAR@FAR computed over all pairs at once.
+
+    ``fold_scheme`` (a key of :data:`FOLD_SCHEMES`) records where ``folds`` came from; by
+    default "contiguous" when ``folds`` is None, else "given"."""
     scores, same = _check(scores, same)
+    if fold_scheme is None:
+        fold_scheme = "contiguous" if folds is None else "given"
+    if fold_scheme not in FOLD_SCHEMES:
+        raise ValueError(f"unknown fold scheme {fold_scheme!r}; known: {sorted(FOLD_SCHEMES)}")
     far, tar, _ = roc_curve(scores, same)
     eer_value, eer_threshold = eer(scores, same)
     summary = {
         "pairs": int(scores.size),
+        "fold_scheme": fold_scheme,
         "same": int(same.sum()),
         "different": int((~same).sum()),
         **cross_validate(scores, same, folds),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .metrics import stratified_folds
 from .safe_pickle import load_verification_bin
 
 
@@ -21,8 +22,11 @@ from .safe_pickle import load_verification_bin
 class Pairs:
     """A pair list: ``images[first[k]]`` vs ``images[second[k]]``, ``same[k]`` if same person.
 
-    ``folds`` is a fold id per pair when the file defines the layout, else None (the metrics
-    then use contiguous folds, which is also the order of insightface ``.bin`` files).
+    ``folds`` is a fold id per pair (None: contiguous blocks) and ``fold_scheme`` says where it comes from (a key of
+    :data:`.metrics.FOLD_SCHEMES`): LFW's own folds from ``pairs.txt``, a CSV's ``fold`` column,
+    contiguous blocks for insightface ``.bin`` sets (their order is the official split), and
+    otherwise stratified folds, each with the list's same/different mix — contiguous folds of a
+    list sorted by label would hold only same-person pairs in one fold and none in another.
     """
 
     images: list
@@ -31,6 +35,7 @@ class Pairs:
     same: np.ndarray
     folds: np.ndarray | None = None
     source: str = ""
+    fold_scheme: str | None = None  # None: "contiguous" without folds, else "given"
 
     def __len__(self) -> int:
         return int(self.same.size)
@@ -50,7 +55,7 @@ def read_pairs(path, images=None) -> Pairs:
     raise ValueError(f"{path}: unknown pair list type {ext!r} (expected .txt, .csv or .bin)")
 
 
-def _from_files(path: str, root, rows: list, folds) -> Pairs:
+def _from_files(path: str, root, rows: list, folds, fold_scheme: str) -> Pairs:
     """Pairs from ``(file_a, file_b, same, line)`` rows with files relative to ``root``."""
     if not rows:
         raise ValueError(f"{path}: no pairs")
@@ -63,8 +68,10 @@ def _from_files(path: str, root, rows: list, folds) -> Pairs:
         raise FileNotFoundError(f"{path}: {len(missing)} of {len(images)} images not found "
                                 f"under {root} ({shown}{'; ...' if len(missing) > 5 else ''})")
     index = index.reshape(-1, 2)
-    return Pairs(images.tolist(), index[:, 0], index[:, 1],
-                 np.array([row[2] for row in rows], dtype=bool), folds, path)
+    same = np.array([row[2] for row in rows], dtype=bool)
+    if folds is None:
+        folds, fold_scheme = stratified_folds(same), "stratified"
+    return Pairs(images.tolist(), index[:, 0], index[:, 1], same, folds, path, fold_scheme)
 
 
 def _image_number(path: str, line: int, text: str) -> int:
@@ -77,7 +84,8 @@ def read_lfw(path, images=None) -> Pairs:
     """LFW ``pairs.txt``: a header ``folds pairs`` (or just ``pairs`` for one set, as in
     ``pairsDevTest.txt``), then per fold ``pairs`` rows ``name i j`` (same person) and ``pairs``
     rows ``name1 i name2 j`` (different), naming ``images/name/name_000i.jpg``. The header's
-    fold layout is kept so the 10-fold protocol uses the official splits."""
+    fold layout is kept so the 10-fold protocol uses the official splits (a one-set file gets
+    stratified folds)."""
     path = os.fspath(path)
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
@@ -101,7 +109,7 @@ def read_lfw(path, images=None) -> Pairs:
         raise ValueError(f"{path}: header announces {n_folds} fold(s) of {per_fold} same + "
                          f"{per_fold} different pairs = {2 * n_folds * per_fold}, found {len(rows)}")
     folds = np.repeat(np.arange(n_folds), 2 * per_fold) if n_folds > 1 else None
-    return _from_files(path, images, rows, folds)
+    return _from_files(path, images, rows, folds, "lfw")
 
 
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}
@@ -109,7 +117,8 @@ _FLAGS = {"1": True, "true": True, "0": False, "false": False}
 
 def read_csv(path, images=None) -> Pairs:
     """CSV with a header naming ``file_a,file_b,same`` (``same`` is 1/0 or true/false) and an
-    optional ``fold`` column (integer fold id per pair); files are relative to ``images``."""
+    optional ``fold`` column (integer fold id per pair; without it, stratified folds); files are
+    relative to ``images``."""
     path = os.fspath(path)
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -135,7 +144,7 @@ def read_csv(path, images=None) -> Pairs:
                     raise ValueError(f"{path}:{line}: 'fold' must be an integer, got {fold!r}")
                 folds.append(int(fold))
             rows.append((cells[col["file_a"]].strip(), cells[col["file_b"]].strip(), same, line))
-    return _from_files(path, images, rows, np.array(folds) if "fold" in col else None)
+    return _from_files(path, images, rows, np.array(folds) if "fold" in col else None, "file")
 
 
 def read_bin(path) -> Pairs:
@@ -149,7 +158,7 @@ def read_bin(path) -> Pairs:
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from exc
     n = same.size
-    return Pairs(images, np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2), same, None, path)
+    return Pairs(images, np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2), same, None, path, "contiguous")
 
 
 def decode(image) -> np.ndarray:

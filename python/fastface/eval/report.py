@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import Result, roc_curve
+from .metrics import FOLD_SCHEMES, Result, roc_curve
 
 TABLE1 = ("accuracy", "precision", "recall", "specificity", "f1")
+SUBJECT_RULES = {"central": "the face nearest the photo's centre", "largest": "the largest face",
+                 "score": "the detector's most confident face"}
 
 
 def write_json(result: Result, path) -> Path:
@@ -62,6 +64,26 @@ def markdown_details(results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_protocol(results) -> str:
+    """How each result was measured: its folds and, for raw photos, the subject rule and the
+    photos in which the detector found no face."""
+    lines = []
+    for r in results:
+        s = r.summary
+        folds = FOLD_SCHEMES.get(s.get("fold_scheme"), "folds")  # results saved before fold schemes
+        parts = [f"{len(s['folds'])} {folds}"]
+        subject = s.get("subject")
+        if subject is None:
+            parts.append("faces: the images as given (no detector)")
+        else:
+            parts.append(f"subject: {SUBJECT_RULES[subject['face']]} (--face {subject['face']})")
+            names = ", ".join(subject["missed_images"][:5]) + (", ..." if subject["missed"] > 5 else "")
+            parts.append(f"no face detected in {subject['missed']} of {subject['images']} photos"
+                         + (f" ({names}; aligned with the template centred on the photo)" if subject["missed"] else ""))
+        lines.append(f"- {r.name}: " + "; ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
 def _figure():
     try:
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
@@ -71,21 +93,40 @@ def _figure():
     return fig, fig.add_subplot()
 
 
-def plot_roc(results, path) -> Path:
-    """ROC curves (TAR against FAR on a log axis, where the operating points of interest are)."""
+def roc_figure(results):
+    """ROC curves: TAR against FAR on a log axis (where the operating points of interest are),
+    from the lowest FAR of the TAR@FAR table that the data can show (fewer impostor pairs leave
+    the curve's left end to chance) with the TAR axis zoomed to the band the curves use there
+    (verification ROCs sit near 1), and a marker with its value at each FAR of the table."""
     fig, ax = _figure()
-    for r in results:
-        far, tar, _ = roc_curve(r.scores, r.same)
+    marked = [p["far"] for r in results for p in r.summary["tar_at_far"] if p["tar"] is not None]
+    curves = [(r, *roc_curve(r.scores, r.same)[:2]) for r in results]
+    left = min(marked) if marked else min(float(far[far > 0].min()) for _, far, _ in curves)
+    lowest = 1.0
+    for r, far, tar in curves:
         shown = far > 0  # FAR = 0 has no place on a log axis
-        ax.plot(far[shown], tar[shown], label=f"{r.name} (AUC {r.summary['auc']:.4f})")
+        line, = ax.plot(far[shown], tar[shown], label=f"{r.name} (AUC {r.summary['auc']:.4f})")
+        lowest = min(lowest, float(tar[far <= left].max()))  # where the staircase stands at the left edge
+        for point in r.summary["tar_at_far"]:
+            if point["tar"] is None:
+                continue
+            ax.plot(point["far"], point["tar"], "o", color=line.get_color(), markersize=5)
+            ax.annotate(f"{100 * point['tar']:.2f}%", (point["far"], point["tar"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize="x-small", color=line.get_color())
+    margin = max(0.005, 0.05 * (1.0 - lowest))
     ax.set_xscale("log")
-    ax.set_ylim(0.0, 1.01)  # a fixed scale keeps near-perfect models readable and comparable
+    ax.set_xlim(left / 2, 1.0)
+    ax.set_ylim(max(0.0, lowest - margin), 1.0 + margin)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
-    ax.set_title("ROC")
+    ax.set_title("ROC (markers: TAR at the table's FARs)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def plot_roc(results, path) -> Path:
+    roc_figure(results).savefig(path, dpi=120, bbox_inches="tight")
     return Path(path)
 
 
@@ -126,7 +167,8 @@ def write_report(results, out_dir) -> list:
     out.mkdir(parents=True, exist_ok=True)
     written = [write_json(r, out / f"{slug}.json") for r, slug in zip(results, slugs)]
     report = out / "report.md"
-    report.write_text(markdown_table(results) + "\n" + markdown_details(results), encoding="utf-8")
+    report.write_text(markdown_table(results) + "\n" + markdown_details(results) + "\n" + markdown_protocol(results),
+                      encoding="utf-8")
     written.append(report)
     try:
         written.append(plot_roc(results, out / "roc.png"))
