@@ -2,7 +2,8 @@
 
 Models are local files (nothing is downloaded): ``--model`` (an embedder .param with its .bin
 and .json card beside it) and ``--detector`` (a RetinaFace .param), or the environment
-variables FASTFACE_MODEL and FASTFACE_DETECTOR.
+variables FASTFACE_MODEL and FASTFACE_DETECTOR; without them, the bundled models (dlib's
+ResNet recognizer and the bundled detector).
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def read_image(path) -> np.ndarray:
 
 def _add_model_arguments(parser) -> None:
     parser.add_argument("--model", default=os.environ.get("FASTFACE_MODEL"),
-                        help="embedder .param (card .json and .bin beside it) [$FASTFACE_MODEL]")
+                        help="embedder .param (card .json and .bin beside it) [$FASTFACE_MODEL; "
+                             "default: the bundled dlib ResNet]")
     parser.add_argument("--card", help="model card JSON, if not beside the model")
     parser.add_argument("--detector", default=os.environ.get("FASTFACE_DETECTOR"),
                         help="RetinaFace .param (.bin beside it) [$FASTFACE_DETECTOR]")
@@ -50,10 +52,9 @@ def _add_model_arguments(parser) -> None:
 
 
 def _analyzer(args) -> FaceAnalyzer:
-    if not args.model or not args.detector:
-        raise ValueError("give --model and --detector (or set FASTFACE_MODEL and FASTFACE_DETECTOR)")
-    return FaceAnalyzer(Detector(args.detector, threads=args.threads),
-                        Embedder(args.model, card=args.card, threads=args.threads))
+    detector = Detector(args.detector, threads=args.threads) if args.detector else Detector(threads=args.threads)
+    # No --model: Embedder's bundled default (dlib's ResNet); --card still overrides its card.
+    return FaceAnalyzer(detector, Embedder(args.model or None, card=args.card, threads=args.threads))
 
 
 def _main_face(analyzer: FaceAnalyzer, path) -> tuple[np.ndarray, Face | None]:
