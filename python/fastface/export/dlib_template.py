@@ -184,7 +184,7 @@ def main(argv=None) -> int:
 
         embedder = Embedder(args.embedder)
     crops = compare_crops(paths, args.yunet, fit["template"], Path(args.models), embedder)
-    print(json.dumps({k: v for k, v in fit.items() if k != "images"} | {"crop_vs_dlib": crops}, indent=1))
+    print(json.dumps({k: v for k, v in fit.items() if k != "images"} | {"crop_vs_dlib": crops}))
     return 0
 
 
