@@ -225,7 +225,7 @@ def test_eval_calibrate_writes_the_threshold_into_the_card(tmp_path):
         shutil.copy(MODELS / f"{BUNDLED_NAME}{suffix}", tmp_path / f"m{suffix}")
     card_before = json.loads((tmp_path / "m.json").read_text())
     rows = ["file_a,file_b,same"]
-    for subject in (1, 2, 3):
+    for subject in range(1, 6):
         for shot in (1, 2):
             cv2.imwrite(str(tmp_path / f"s{subject}_{shot}.png"),
                         cv2.resize(cv2.imread(str(ORL / f"s{subject}" / f"{shot}.pgm")), (150, 150)))
@@ -236,8 +236,8 @@ def test_eval_calibrate_writes_the_threshold_into_the_card(tmp_path):
     assert out.returncode == 0, out.stderr
     card = json.loads((tmp_path / "m.json").read_text())
     assert card["threshold"] != card_before["threshold"] and "wrote threshold" in out.stdout
-    assert card["threshold_calibration"]["pair_count"] == 6 and card["threshold_calibration"]["pairs"] == "pairs.csv"
-    assert card["threshold_calibration"]["accuracy_at_threshold"] == 1.0
+    assert card["threshold_calibration"]["pair_count"] == 10 and card["threshold_calibration"]["pairs"] == "pairs.csv"
+    assert card["threshold_calibration"]["accuracy_at_threshold"] >= 0.8  # unaligned, resized ORL photos
     assert {k: v for k, v in card.items() if not k.startswith("threshold")} == \
         {k: v for k, v in card_before.items() if not k.startswith("threshold")}
 
