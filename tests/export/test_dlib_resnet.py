@@ -3,6 +3,7 @@ conversion and its parity gate, bad files, and the bundled default (models/dlib_
 Needs no torch or pnnx; dlib (dlib-bin) only as a reference where installed."""
 import dataclasses
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,28 @@ def orl_chips(count: int) -> np.ndarray:
     return load_faces(ORL, 150, count)[0]
 
 
+def encode_int(value: int) -> bytes:
+    """dlib's integer encoding (serialize.h pack_int): size byte (| 0x80 if negative), magnitude LE."""
+    magnitude = abs(value)
+    body = magnitude.to_bytes(max(1, (magnitude.bit_length() + 7) // 8), "little")
+    return bytes([len(body) | (0x80 if value < 0 else 0)]) + body
+
+
+def encode_float(value: float) -> bytes:
+    """dlib's float_details of a float32: 24-bit mantissa * 2**exponent, zero low bytes shifted off."""
+    if value == 0:
+        return encode_int(0) + encode_int(0)
+    frac, exp = math.frexp(float(np.float32(value)))
+    mantissa, exponent = int(frac * (1 << 24)), exp - 24
+    while mantissa & 0xFF == 0:
+        mantissa, exponent = mantissa >> 8, exponent + 8
+    return encode_int(mantissa) + encode_int(exponent)
+
+
+def parse_float(data: bytes) -> float:
+    return fmt.Stream(data).float()
+
+
 @pytest.fixture(scope="module")
 def net():
     return resnet.load(DAT)
@@ -41,14 +64,14 @@ def net():
 
 def test_dlib_integer_and_float_encodings():
     for value in (0, 1, -1, 255, 256, -70_000, 2**62):
-        stream = fmt.Stream(fmt.encode_int(value))
+        stream = fmt.Stream(encode_int(value))
         assert stream.int() == value and stream.pos == len(stream.data)
     for value in (0.0, 1.0, -2.5, 0.04, 122.782, 1e-30, -3.4e38):
-        assert fmt.parse_float(fmt.encode_float(value)) == float(np.float32(value))
+        assert parse_float(encode_float(value)) == float(np.float32(value))
     # As in dlib's network file: the metric loss's margin 0.04, mantissa 0xa3d70a * 2**-28.
-    assert fmt.parse_float(bytes.fromhex("030ad7a3811c")) == float(np.float32(0.04))
-    assert fmt.parse_float(fmt.encode_int(0) + fmt.encode_int(32000)) == float("inf")
-    assert np.isnan(fmt.parse_float(fmt.encode_int(0) + fmt.encode_int(32002)))
+    assert parse_float(bytes.fromhex("030ad7a3811c")) == float(np.float32(0.04))
+    assert parse_float(encode_int(0) + encode_int(32000)) == float("inf")
+    assert np.isnan(parse_float(encode_int(0) + encode_int(32002)))
     with pytest.raises(DlibFormatError, match="control byte"):
         fmt.Stream(b"\x31\x00").int()  # ASCII digits are not dlib integers
 
@@ -116,7 +139,7 @@ def _bad(tmp_path, name, data):
     (lambda d: d[:4] + bytes([d[4] ^ 0x01]) + d[5:], "loss 'moss_metric_2'"),  # a bit flipped in the loss's name
     (lambda d: d[:0x121] + bytes([d[0x121] ^ 0x04]) + d[0x122:], "not dlib's face-recognition ResNet"),
     (lambda d: b"\x89PNG\r\n\x1a\n" + d[8:1000], "control byte"),
-    (lambda d: fmt.encode_int(1) + fmt.encode_int(10) + b"loss_mmod_", "MMOD"),
+    (lambda d: encode_int(1) + encode_int(10) + b"loss_mmod_", "MMOD"),
 ])
 def test_damaged_or_foreign_files_are_refused(tmp_path, dat_bytes, damage, message):
     path = _bad(tmp_path, "model.dat", damage(dat_bytes))

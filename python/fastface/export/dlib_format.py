@@ -333,32 +333,4 @@ def _guess_other(data: bytes) -> str:
     return "a dlib file that is not a network with a metric loss"
 
 
-def parse_float(encoded: bytes) -> float:
-    """Decode one dlib-encoded float (for tests)."""
-    return Stream(encoded).float()
-
-
-def encode_int(value: int) -> bytes:
-    """dlib's integer encoding (for tests and the format notes)."""
-    magnitude, negative = abs(value), value < 0
-    body = magnitude.to_bytes(max(1, (magnitude.bit_length() + 7) // 8), "little")
-    return bytes([len(body) | (0x80 if negative else 0)]) + body
-
-
-def encode_float(value: float) -> bytes:
-    """dlib's float_details encoding of a float32 value: mantissa * 2**exponent with 24
-    mantissa digits, trailing zero bytes shifted off (as float_details does)."""
-    if value == 0:
-        return encode_int(0) + encode_int(0)
-    frac, exp = math.frexp(float(np.float32(value)))
-    mantissa, exponent = int(frac * (1 << 24)), exp - 24
-    for _ in range(8):
-        if mantissa & 0xFF:
-            break
-        mantissa >>= 8
-        exponent += 8
-    return encode_int(mantissa) + encode_int(exponent)
-
-
-__all__ = ["DlibFormatError", "Layer", "Network", "Stream", "encode_float", "encode_int", "parse_float",
-           "read_network"]
+__all__ = ["DlibFormatError", "Layer", "Network", "Stream", "read_network"]

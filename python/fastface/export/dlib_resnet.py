@@ -28,7 +28,6 @@ InnerProduct), so the graph is exactly dlib's and the output is byte-for-byte re
 """
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,10 +397,6 @@ def _shapes(net: Network):
             shape = (d["num_outputs"], 1, 1)
         out.append((layer, shape, before))
     return out
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 __all__ = ["EMBEDDING_DIM", "INPUT_BLOB", "INPUT_SIZE", "OUTPUT_BLOB", "SCALE", "build_graph", "complexity",
