@@ -253,8 +253,9 @@ class _Graph:
         c, h, w = self.shapes[blob]
         if (c, h, w) == tuple(shape):
             return blob
-        return self.add("Padding", [blob], shape, {0: 0, 1: shape[1] - h, 2: 0, 3: shape[2] - w, 4: 0, 5: 0.0,
-                                                    7: 0, 8: shape[0] - c})
+        # Zero padding (ncnn's default type and value) after the last row (1), column (3), channel (8).
+        extra = {1: shape[1] - h, 3: shape[2] - w, 8: shape[0] - c}
+        return self.add("Padding", [blob], shape, {k: v for k, v in extra.items() if v})
 
     def with_splits(self) -> list[_Node]:
         """ncnn wants one consumer per blob: insert Split layers where a blob feeds several."""
@@ -328,10 +329,6 @@ def build_graph(net: Network) -> list[_Node]:
     return g.with_splits()
 
 
-def _param_value(v) -> str:
-    return f"{v:.9g}" if isinstance(v, float) else str(int(v))
-
-
 def write_ncnn(net: Network, param_path, bin_path, fp16: bool = False) -> None:
     """Write the ncnn ``.param`` (text) and ``.bin``; fp16 stores the convolution and fc weights
     as half floats (ncnn's 0x01306B47 tag), biases stay fp32."""
@@ -341,7 +338,7 @@ def write_ncnn(net: Network, param_path, bin_path, fp16: bool = False) -> None:
     weights = bytearray()
     for n in nodes:
         fields = [f"{n.type:<16}", f"{n.name:<24}", str(len(n.inputs)), str(len(n.outputs)), *n.inputs, *n.outputs]
-        fields += [f"{k}={_param_value(v)}" for k, v in n.params.items()]
+        fields += [f"{k}={int(v)}" for k, v in n.params.items()]  # every parameter here is an int
         lines.append(" ".join(fields).rstrip())
         for array, tagged in n.weights:
             flat = np.ascontiguousarray(array, np.float32).reshape(-1)
