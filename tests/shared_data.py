@@ -46,3 +46,8 @@ def convert_yunet(folder):
     shutil.copy(YUNET_ONNX, onnx)
     subprocess.run([pnnx, str(onnx), "inputshape=[1,3,640,640]"], cwd=folder, check=True, capture_output=True)
     return folder / "yunet.ncnn.param"
+
+#: dlib's CC0 models: the face-recognition ResNet and the 5-point shape predictor.
+DLIB_RESNET = DATA / "models" / "dlib-resnet"
+#: OpenCV's YuNet (cv2.FaceDetectorYN), for the landmarks of the dlib template fit.
+YUNET_2023MAR_ONNX = DATA / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"

@@ -11,10 +11,14 @@ from .embed import Embedder
 class FaceAnalyzer:
     """Detect, align and embed: ``FaceAnalyzer(detector, embedder).analyze(image)``.
 
-    Thread-safe; the C++ work releases the GIL, so ``analyze_many`` runs images in parallel.
+    ``FaceAnalyzer()`` uses the bundled models: ``Detector()`` and ``Embedder()`` (dlib's
+    ResNet). Thread-safe; the C++ work releases the GIL, so ``analyze_many`` runs images in
+    parallel.
     """
 
-    def __init__(self, detector: Detector, embedder: Embedder):
+    def __init__(self, detector: Detector | None = None, embedder: Embedder | None = None):
+        detector = Detector() if detector is None else detector
+        embedder = Embedder() if embedder is None else embedder
         if not isinstance(detector, Detector) or not isinstance(embedder, Embedder):
             raise TypeError("FaceAnalyzer needs a fastface.Detector and a fastface.Embedder")
         self.detector = detector

@@ -14,6 +14,8 @@ from ._checks import as_image, as_points, as_size, check_order
 #: Keys a model card must provide; ``dim``, ``template`` and anything else are optional.
 REQUIRED_CARD_KEYS = ("input", "output", "size", "channel_order", "mean", "scale")
 PathLike = (str, os.PathLike)
+#: The bundled recognizer ``Embedder()`` loads: dlib's ResNet v1 (CC0), 150x150 RGB, 128-d.
+DEFAULT_MODEL = "dlib_resnet_v1"
 
 
 def _triple(value, key: str) -> list[float]:
@@ -61,10 +63,16 @@ class Embedder:
 
     ``Embedder("model.param")`` loads ``model.bin`` and the card ``model.json`` beside it;
     ``bin`` and ``card`` (a dict or JSON path) override them. ``param``/``bin`` may also be
-    bytes. One Embedder can be used from many threads at once; inference releases the GIL.
+    bytes. ``Embedder()`` loads the bundled default, dlib's face-recognition ResNet (CC0,
+    converted to ncnn; :data:`DEFAULT_MODEL`). One Embedder can be used from many threads at
+    once; inference releases the GIL.
     """
 
-    def __init__(self, param, bin=None, card=None, threads: int = 1, fp16: bool = False):
+    def __init__(self, param=None, bin=None, card=None, threads: int = 1, fp16: bool = False):
+        if param is None:
+            from ._bundled import bundled_model
+
+            param = bundled_model(DEFAULT_MODEL)
         if isinstance(param, bytes):
             if bin is None or card is None:
                 raise ValueError("a model given as bytes needs bin= and card= as well")

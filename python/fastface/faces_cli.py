@@ -2,7 +2,8 @@
 
 Models are local files — ``--model`` (an embedder .param with its .bin and .json card beside
 it) and ``--detector`` (a detector .param), or the environment variables FASTFACE_MODEL and
-FASTFACE_DETECTOR — or model names resolved through the model cache (``fastface models``).
+FASTFACE_DETECTOR — or model names resolved through the model cache (``fastface models``);
+without them, the bundled models (dlib's ResNet recognizer and the bundled YuNet detector).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def read_image(path) -> np.ndarray:
 def _add_model_arguments(parser) -> None:
     parser.add_argument("--model", default=os.environ.get("FASTFACE_MODEL"),
                         help="embedder .param (card .json and .bin beside it), or a model name "
-                             "(fastface models list) [$FASTFACE_MODEL]")
+                             "(fastface models list) [$FASTFACE_MODEL; default: the bundled dlib ResNet]")
     parser.add_argument("--card", help="model card JSON, if not beside the model")
     parser.add_argument("--detector", default=os.environ.get("FASTFACE_DETECTOR"),
                         help="detector .param (.bin beside it), or a model name [$FASTFACE_DETECTOR]")
@@ -51,12 +52,13 @@ def _add_model_arguments(parser) -> None:
 
 
 def _analyzer(args) -> FaceAnalyzer:
-    if not args.model or not args.detector:
-        raise ValueError("give --model and --detector (or set FASTFACE_MODEL and FASTFACE_DETECTOR)")
     from .hub import resolve_arg  # --model / --detector may name a registry model
 
-    return FaceAnalyzer(Detector(resolve_arg(args.detector, "detector"), threads=args.threads),
-                        Embedder(resolve_arg(args.model, "recognizer"), card=args.card, threads=args.threads))
+    detector = (Detector(resolve_arg(args.detector, "detector"), threads=args.threads) if args.detector
+                else Detector(threads=args.threads))
+    # No --model: Embedder's bundled default (dlib's ResNet); --card still overrides its card.
+    model = resolve_arg(args.model, "recognizer") if args.model else None
+    return FaceAnalyzer(detector, Embedder(model, card=args.card, threads=args.threads))
 
 
 def _main_face(analyzer: FaceAnalyzer, path) -> tuple[np.ndarray, Face | None]:

@@ -30,6 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", help="model name in the report (default: file stem)")
     parser.add_argument("--out", help="write JSON, Markdown and PNG plots here")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="write the best same-person threshold on these pairs into the model's card")
 
 
 def aligner(detector_path, size, template=None, threads: int = 1, face: str = DEFAULT_FACE,
@@ -54,6 +56,8 @@ def run(args) -> int:
         raise ValueError("--face and --strict choose among detected faces: give --detector too")
     if args.card and args.backend == "torch":
         raise ValueError("--card describes an ncnn model; the torch backend reads its checkpoint")
+    if args.calibrate and args.backend != "engine":
+        raise ValueError("--calibrate writes into an ncnn model's card: use the engine backend")
     pairs = read_pairs(args.pairs, images=args.images)
     embed_fn, size, template = embedder_for(args)
     crop = (aligner(args.detector, size, template, args.threads, args.face or DEFAULT_FACE, args.strict)
@@ -66,4 +70,11 @@ def run(args) -> int:
     if args.out:
         for path in write_report([result], args.out):
             print(f"wrote {path}")
+    if args.calibrate:
+        from .calibrate import write_threshold
+
+        card = Path(args.model).with_suffix(".json")
+        found = write_threshold(card, result, args.pairs)
+        print(f"wrote threshold {found['value']} into {card} (accuracy {found['accuracy_at_threshold']:.4f} "
+              f"on {found['pair_count']} pairs)")
     return 0

@@ -5,6 +5,7 @@
     export_recognizer("model.pt", "out/", backbone="iresnet50")    # arcface_torch state dict
     export_recognizer("w600k_r50.onnx", "out/", fp16=True)          # ONNX (insightface's, ...)
     export_detector("yunet_n_640_640.onnx", "out/", kind="yunet")
+    export_recognizer("dlib_face_recognition_resnet_model_v1.dat", "out/")  # dlib's ResNet, no pnnx
 
 Each export writes ``<name>.param``, ``<name>.bin`` and the model card ``<name>.json`` that
 :class:`fastface.Embedder` / :class:`fastface.Detector` read. Needs the ``[export]`` extra
@@ -26,6 +27,7 @@ _LAZY = {
     "synthetic_faces": "faces", "load_faces": "faces", "load_photos": "faces",
     "random_backbone": "sources", "load_checkpoint": "sources", "load_onnx": "sources",
     "find_pnnx": "pnnx_tool",
+    "export_dlib": "dlib_export", "DlibFormatError": "dlib_format",
 }
 
 __all__ = ["ExportError", "ParityError", "PnnxError", "StateDictMismatch", *_LAZY]

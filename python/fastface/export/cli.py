@@ -5,6 +5,7 @@ by the parity gate. Exit status: 0 exported, 1 parity gate failed (nothing insta
     fastface export model.pt --backbone iresnet50 --out out/ --fp16      # arcface_torch state dict
     fastface export w600k_r50.onnx --out out/ --faces aligned/           # ONNX, real faces in the gate
     fastface export --random-init 0 --backbone se_iresnet100 --architecture-only --out models/
+    fastface export dlib_face_recognition_resnet_model_v1.dat --out out/  # dlib's ResNet (no pnnx/torch)
     fastface export yunet_n_640_640.onnx --detector yunet --out models/  # detectors
     fastface export Resnet50_Final.pth --detector retinaface-torch --backbone resnet50 --out out/
 
@@ -24,7 +25,8 @@ def _numbers(text: str):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?",
-                        help="fastface training folder or checkpoint, arcface_torch state dict (.pt/.pth), or .onnx")
+                        help="fastface training folder or checkpoint, arcface_torch state dict (.pt/.pth), .onnx, "
+                             "or dlib's dlib_face_recognition_resnet_model_v1.dat")
     parser.add_argument("-o", "--out", required=True, help="output folder for <name>.param/.bin/.json")
     parser.add_argument("--name", help="file stem of the outputs (default: the backbone or source name)")
     parser.add_argument("--backbone", help="backbone of a state dict (mobilefacenet, mbf, iresnet18..200, "
@@ -42,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-faces", type=int, help="use at most this many gate images (synthetic: how many)")
     parser.add_argument("--allow-parity-failure", action="store_true",
                         help="install the model even if the gate fails (the card records the failure)")
+    parser.add_argument("--allow-other-weights", action="store_true",
+                        help="dlib .dat: accept weights other than dlib's published file (your own training)")
     parser.add_argument("--architecture-only", action="store_true",
                         help="keep .param and card but no .bin (for timing with zero weights)")
     parser.add_argument("--channel-order", choices=["RGB", "BGR", "GRAY"], type=str.upper,
@@ -127,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                                        fp16=args.fp16, faces=args.faces, num_faces=args.num_faces,
                                        allow_parity_failure=args.allow_parity_failure,
                                        architecture_only=args.architecture_only, channel_order=args.channel_order,
-                                       mean=args.mean, scale=args.scale, optlevel=args.optlevel, log=log)
+                                       mean=args.mean, scale=args.scale, optlevel=args.optlevel,
+                                       allow_other_weights=args.allow_other_weights, log=log)
     except ParityError as exc:
         print(f"fastface export: {exc}", file=sys.stderr)
         print("fastface export: nothing installed (use --allow-parity-failure to keep a failed conversion)",

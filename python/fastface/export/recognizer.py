@@ -66,7 +66,8 @@ def export_recognizer(source, out, name: str | None = None, *, backbone: str | N
                       embedding_size: int | None = None, input_size: int | None = None, fp16: bool = False,
                       faces=None, num_faces: int | None = None, allow_parity_failure: bool = False,
                       architecture_only: bool = False, channel_order: str | None = None, mean=None, scale=None,
-                      optlevel: int = OPTLEVEL, log: Callable[[str], None] | None = None) -> ExportResult:
+                      optlevel: int = OPTLEVEL, allow_other_weights: bool = False,
+                      log: Callable[[str], None] | None = None) -> ExportResult:
     """Convert a face-embedding model to ncnn in ``out`` and prove the conversion.
 
     ``source``: a fastface training folder or checkpoint, an arcface_torch-layout state dict
@@ -81,7 +82,22 @@ def export_recognizer(source, out, name: str | None = None, *, backbone: str | N
     or a NaN/inf raises :class:`ParityError` and installs nothing, unless
     ``allow_parity_failure`` (the card then records the failure). ``architecture_only`` keeps
     the ``.param`` and card but no ``.bin`` (for timing with zero weights).
+
+    A ``.dat`` source is dlib's face-recognition ResNet, converted without pnnx or torch by
+    :func:`fastface.export.dlib_export.export_dlib` (its sizes and normalization come from the
+    file; ``allow_other_weights`` accepts weights other than dlib's published ones).
     """
+    if isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".dat":
+        given = {k: v for k, v in (("backbone", backbone), ("embedding_size", embedding_size),
+                                   ("input_size", input_size), ("channel_order", channel_order), ("mean", mean),
+                                   ("scale", scale), ("architecture_only", architecture_only)) if v}
+        if given:
+            raise ExportError(f"{sorted(given)} do not apply to a dlib network: its structure, sizes and "
+                              "normalization are read from the file")
+        from .dlib_export import export_dlib
+
+        return export_dlib(source, out, name, fp16=fp16, faces=faces, num_faces=num_faces,
+                           allow_parity_failure=allow_parity_failure, allow_other_weights=allow_other_weights, log=log)
     clock = Clock(log)
     precision = "fp16" if fp16 else "fp32"
     find_pnnx()  # fail before any heavy work
