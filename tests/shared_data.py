@@ -46,3 +46,5 @@ def convert_yunet(folder):
     shutil.copy(YUNET_ONNX, onnx)
     subprocess.run([pnnx, str(onnx), "inputshape=[1,3,640,640]"], cwd=folder, check=True, capture_output=True)
     return folder / "yunet.ncnn.param"
+#: YuNet's dynamic-shape ONNX files (any input size), per variant; the bundled detector is yunet_s.
+YUNET_DYNAMIC = {v: DATA / "models" / "yunet" / f"yunet_{v}_dynamic.onnx" for v in ("n", "s")}

@@ -1,8 +1,8 @@
 """``fastface verify | enroll | identify``: the end-to-end path from image files.
 
 Models are local files (nothing is downloaded): ``--model`` (an embedder .param with its .bin
-and .json card beside it) and ``--detector`` (a RetinaFace .param), or the environment
-variables FASTFACE_MODEL and FASTFACE_DETECTOR.
+and .json card beside it) and ``--detector`` (a RetinaFace or YuNet .param; default: the
+bundled YuNet), or the environment variables FASTFACE_MODEL and FASTFACE_DETECTOR.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .analyze import FaceAnalyzer
 from .detect import Detector, Face
 from .embed import Embedder
 from .gallery import Gallery
+from ._opencv import import_cv2
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 DEFAULT_THRESHOLD = 0.35  # MobileFaceNet-class models; a card's "threshold" overrides it
@@ -24,10 +25,9 @@ DEFAULT_THRESHOLD = 0.35  # MobileFaceNet-class models; a card's "threshold" ove
 
 def _cv2():
     try:
-        import cv2
-    except ImportError:
-        raise RuntimeError("reading images needs OpenCV: pip install opencv-python-headless") from None
-    return cv2
+        return import_cv2()
+    except ImportError as exc:
+        raise RuntimeError(str(exc)) from None  # the CLI prints it as an error
 
 
 def read_image(path) -> np.ndarray:
@@ -44,15 +44,16 @@ def _add_model_arguments(parser) -> None:
                         help="embedder .param (card .json and .bin beside it) [$FASTFACE_MODEL]")
     parser.add_argument("--card", help="model card JSON, if not beside the model")
     parser.add_argument("--detector", default=os.environ.get("FASTFACE_DETECTOR"),
-                        help="RetinaFace .param (.bin beside it) [$FASTFACE_DETECTOR]")
+                        help="RetinaFace or YuNet .param (.bin and card beside it) [$FASTFACE_DETECTOR]; "
+                             "default: the bundled YuNet")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def _analyzer(args) -> FaceAnalyzer:
-    if not args.model or not args.detector:
-        raise ValueError("give --model and --detector (or set FASTFACE_MODEL and FASTFACE_DETECTOR)")
-    return FaceAnalyzer(Detector(args.detector, threads=args.threads),
+    if not args.model:
+        raise ValueError("give --model (or set FASTFACE_MODEL)")
+    return FaceAnalyzer(Detector(args.detector or None, threads=args.threads),
                         Embedder(args.model, card=args.card, threads=args.threads))
 
 

@@ -14,7 +14,9 @@ def add_arguments(parser) -> None:
                         help="ncnn .param (card and .bin beside it) or, with --backend torch, a checkpoint")
     parser.add_argument("--pairs", required=True, help="LFW pairs.txt, a CSV (file_a,file_b,same) or an insightface .bin")
     parser.add_argument("--images", help="image root (default: the pair file's folder)")
-    parser.add_argument("--detector", help="RetinaFace/YuNet .param: detect and align raw photos first")
+    parser.add_argument("--detector", help="RetinaFace/YuNet .param that detects and aligns raw photos first "
+                                           "(default: the bundled YuNet; 'none': the images are aligned crops, "
+                                           "the default for .bin pair lists)")
     parser.add_argument("--backend", choices=["engine", "torch"], default="engine")
     parser.add_argument("--backbone", help="torch backend: backbone name when the checkpoint does not say")
     parser.add_argument("--flip", action="store_true", help="add the mirrored image's embedding")
@@ -24,7 +26,8 @@ def add_arguments(parser) -> None:
 
 
 def aligner(detector_path, size, template=None, threads: int = 1):
-    """image -> aligned crop of its largest face (None when there is none)."""
+    """image -> aligned crop of its largest face (None when there is none); ``detector_path``
+    None = the bundled detector."""
     from ..align import align
     from ..detect import Detector
 
@@ -38,6 +41,18 @@ def aligner(detector_path, size, template=None, threads: int = 1):
         return align(image, face.landmarks, size, template)
 
     return crop
+
+
+def detects(args) -> bool:
+    """Whether the pair list's images are photos to detect faces in (not aligned crops)."""
+    if args.detector is None:
+        return not str(args.pairs).lower().endswith(".bin")  # .bin sets hold aligned crops
+    return args.detector.lower() != "none"
+
+
+def detector_path(args):
+    """The --detector file, or None for the bundled one."""
+    return args.detector if args.detector and args.detector.lower() != "none" else None
 
 
 def embedder_for(args):
@@ -54,7 +69,7 @@ def embedder_for(args):
 def run(args) -> int:
     pairs = read_pairs(args.pairs, images=args.images)
     embed_fn, size, template = embedder_for(args)
-    crop = aligner(args.detector, size, template, args.threads) if args.detector else None
+    crop = aligner(detector_path(args), size, template, args.threads) if detects(args) else None
     result = evaluate(embed_fn, pairs, flip=args.flip, crop=crop, progress=True,
                       name=args.name or Path(args.model).stem)
     print(markdown_table([result]))

@@ -20,6 +20,11 @@ import numpy as np
 
 STAGES = ("align", "embed", "match")
 GALLERY_SIZE = 10_000
+#: Photos of --images the pipeline is timed on (sorted by name).
+PHOTO_LIMIT = 10
+#: WebFace260M's FRUITS budgets: detection, alignment and embedding of one face within this.
+FRUITS_BUDGETS_MS = (100, 500, 1000)
+SCENE_SIZE = (640, 480)  # width, height of the synthetic scene
 
 
 def bundled_models() -> list[Path]:
@@ -31,8 +36,11 @@ def bundled_models() -> list[Path]:
 def add_arguments(parser) -> None:
     parser.add_argument("models", nargs="*", help=".param files with cards beside them (default: the bundled architectures)")
     parser.add_argument("--pairs", help="pair list for the accuracy columns (models with weights only)")
-    parser.add_argument("--images", help="image root for --pairs")
-    parser.add_argument("--detector", help="detect and align raw photos with this detector first")
+    parser.add_argument("--images", help="folder of photos: detection and the whole pipeline are timed on "
+                                         f"(up to {PHOTO_LIMIT} of) them (default: a synthetic scene), and the "
+                                         "image root for --pairs")
+    parser.add_argument("--detector", help="detector .param for the pipeline and for --pairs' raw photos "
+                                           "(default: a detector among the models, else the bundled YuNet)")
     parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per stage and model (default 3)")
     parser.add_argument("--out", help="write compare.json and compare.md here")
@@ -50,8 +58,10 @@ def _timed(fn, seconds: float, min_runs: int = 5, max_runs: int = 1000) -> list[
     return times
 
 
-def measure(param: str, threads: int, seconds: float) -> dict:
-    """Latency per stage (ms) and peak RSS for one model; runs inside the worker process."""
+def measure(param: str, threads: int, seconds: float, detector: str | None = None,
+            photos: list[str] | None = None) -> dict:
+    """Latency per stage (ms) and peak RSS for one model, and with ``detector`` the whole
+    pipeline (:func:`measure_pipeline`); runs inside the worker process."""
     import resource
 
     from .. import _core
@@ -80,15 +90,19 @@ def measure(param: str, threads: int, seconds: float) -> dict:
     query = gallery[123] + 0.1
     times = {"align": _timed(align, seconds), "embed": _timed(lambda: model.embed(crop), seconds),
              "match": _timed(lambda: search(query, gallery, 5, threads=threads, unit_rows=True), seconds)}
+    pipeline = measure_pipeline(model, detector, photos, gallery, threads, seconds) if detector else None
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux reports KiB
     return {"stages": {s: {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)), "runs": len(t)}
                        for s, t in times.items()},
-            "peak_rss_mb": peak_kb / 1024, "dim": model.dim, "has_weights": has_weights}
+            "peak_rss_mb": peak_kb / 1024, "dim": model.dim, "has_weights": has_weights,
+            **({"pipeline": pipeline} if pipeline else {})}
 
 
-def profile(param: Path, threads: int, seconds: float) -> dict:
+def profile(param: Path, threads: int, seconds: float, detector: Path | None = None,
+            photos: list[str] | None = None) -> dict:
     """Run ``measure`` in a fresh process and add what the card and the files say."""
-    spec = json.dumps({"param": str(param), "threads": threads, "seconds": seconds})
+    spec = json.dumps({"param": str(param), "threads": threads, "seconds": seconds,
+                       "detector": str(detector) if detector else None, "photos": photos})
     done = subprocess.run([sys.executable, "-m", "fastface.cli", "compare", "--worker", spec],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -100,6 +114,8 @@ def profile(param: Path, threads: int, seconds: float) -> dict:
                size_mb=sum(f.stat().st_size for f in files if f.is_file()) / 2 ** 20,
                weights_mb=(card["params"] * (2 if card.get("precision") == "fp16" else 4) / 2 ** 20)
                if card.get("params") else None)
+    if "pipeline" in row:
+        row["fruits"] = fruits(row)
     return row
 
 
@@ -128,7 +144,8 @@ def table(rows: list[dict], results: dict) -> str:
 def run(args) -> int:
     if args.worker:
         spec = json.loads(args.worker)
-        print(json.dumps(measure(spec["param"], spec["threads"], spec["seconds"])))
+        print(json.dumps(measure(spec["param"], spec["threads"], spec["seconds"], spec.get("detector"),
+                                 spec.get("photos"))))
         return 0
     models = [Path(m) for m in args.models] or bundled_models()
     if not models:
@@ -136,10 +153,12 @@ def run(args) -> int:
     for m in models:
         if not m.is_file() or not m.with_suffix(".json").is_file():
             raise FileNotFoundError(f"need {m} and its card {m.with_suffix('.json')}")
+    models, detector = pipeline_detector(models, args.detector)
+    photos = photo_files(args.images)
     rows, results = [], {}
     for m in models:
-        print(f"timing {m.stem} ({args.threads} thread(s))...", file=sys.stderr)
-        rows.append(profile(m, args.threads, args.seconds))
+        print(f"timing {m.stem} with {detector.stem} ({args.threads} thread(s))...", file=sys.stderr)
+        rows.append(profile(m, args.threads, args.seconds, detector, photos))
     if args.pairs:
         from .cli import aligner
         from .pairs import read_pairs
@@ -150,10 +169,11 @@ def run(args) -> int:
             if not m.with_suffix(".bin").is_file():
                 continue
             model = Embedder(m, threads=args.threads)
-            crop = aligner(args.detector, model.input_size, model.card.get("template")) if args.detector else None
+            aligned = str(args.pairs).lower().endswith(".bin") and not args.detector  # .bin sets: aligned crops
+            crop = None if aligned else aligner(detector, model.input_size, model.card.get("template"))
             result = evaluate(lambda c: model.embed(c, normalize=False), pairs, crop=crop, progress=True, name=m.stem)
             results[m.stem] = result.summary
-    text = table(rows, results)
+    text = table(rows, results) + "\n\n" + pipeline_table(rows)
     print(text)
     if args.out:
         out = Path(args.out)
@@ -161,3 +181,111 @@ def run(args) -> int:
         (out / "compare.json").write_text(json.dumps({"models": rows, "accuracy": results}, indent=2))
         (out / "compare.md").write_text(text + "\n")
     return 0
+
+
+def is_detector(param: Path) -> bool:
+    """Whether a model's card describes a face detector (``"task": "detection"``)."""
+    card = json.loads(Path(param).with_suffix(".json").read_text())
+    return card.get("task") == "detection"
+
+
+def pipeline_detector(models: list[Path], given) -> tuple[list[Path], Path]:
+    """(the recognizers among ``models``, the detector the pipeline is timed with): ``given``,
+    else the first detector among the models, else the bundled default."""
+    from .._bundled import bundled_model
+    from ..detect import DEFAULT_DETECTOR
+
+    detectors = [m for m in models if is_detector(m)]
+    recognizers = [m for m in models if m not in detectors]
+    if not recognizers:
+        raise ValueError("no recognizer among the models (their cards say \"task\": \"detection\")")
+    detector = Path(given) if given else (detectors[0] if detectors else bundled_model(DEFAULT_DETECTOR))
+    if not detector.is_file():
+        raise FileNotFoundError(f"no detector at {detector}")
+    return recognizers, detector
+
+
+def photo_files(folder) -> list[str] | None:
+    """Up to PHOTO_LIMIT image files of ``folder`` (None: time on the synthetic scene)."""
+    if not folder:
+        return None
+    from ..faces_cli import IMAGE_SUFFIXES
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no photos ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return [str(p) for p in files[:PHOTO_LIMIT]]
+
+
+def synthetic_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A SCENE_SIZE BGR scene the command draws: smooth noise with one synthetic face (2x the
+    112 px crop) pasted in; returns it and that face's 5 landmarks."""
+    from ..align import ARCFACE_TEMPLATE
+    from ..export.faces import synthetic_faces
+
+    width, height = SCENE_SIZE
+    rng = np.random.default_rng(1)
+    scene = np.repeat(np.repeat(rng.integers(40, 200, (height // 8, width // 8, 3), dtype=np.uint8), 8, 0), 8, 1)
+    face = np.repeat(np.repeat(synthetic_faces(1)[0], 2, 0), 2, 1)
+    x, y = 200, 120
+    scene[y:y + face.shape[0], x:x + face.shape[1]] = face
+    return np.ascontiguousarray(scene), (ARCFACE_TEMPLATE * 2 + [x, y]).astype(np.float32)
+
+
+def measure_pipeline(model, detector_path: str, photos, gallery: np.ndarray, threads: int, seconds: float) -> dict:
+    """Detection and the whole path per photo: detect, then align + embed (fused) and match
+    (top-5 of the gallery) each face. On real photos the faces are those detected; on the
+    synthetic scene, its one drawn face whatever the detector finds. Decoding is not timed."""
+    from ..detect import Detector
+    from ..match import search
+
+    detector = Detector(detector_path, threads=threads)
+    if photos:
+        from ..faces_cli import read_image
+
+        images = [read_image(p) for p in photos]
+        faces = [[f.landmarks for f in detector.detect(image)] for image in images]
+        source = f"{len(images)} photos"
+    else:
+        scene, landmarks = synthetic_scene()
+        images, faces = [scene], [[landmarks]]
+        source = f"synthetic {SCENE_SIZE[0]}x{SCENE_SIZE[1]} scene, 1 face"
+
+    def whole_path(image, landmarks):
+        detector.detect(image)
+        for points in landmarks:
+            search(model.embed_image(image, points), gallery, 5, threads=threads, unit_rows=True)
+
+    budget = seconds / len(images)
+    detect_ms = [float(np.median(_timed(lambda: detector.detect(i), budget, min_runs=1))) for i in images]
+    path_ms = [float(np.median(_timed(lambda: whole_path(i, f), budget, min_runs=1))) for i, f in zip(images, faces)]
+    count = sum(len(f) for f in faces)
+    return {"detector": Path(detector_path).stem, "source": source, "photos": len(images), "faces": count,
+            "sizes": [list(i.shape[1::-1]) for i in images], "detect_ms_per_photo": float(np.mean(detect_ms)),
+            "end_to_end_ms_per_photo": float(np.mean(path_ms)),
+            "end_to_end_ms_per_face": float(np.sum(path_ms) / count) if count else None}
+
+
+def fruits(row: dict) -> dict:
+    """Whether detect + align + embed of one face fits each FRUITS budget on this machine."""
+    p = row["pipeline"]
+    one_face = p["detect_ms_per_photo"] + row["stages"]["align"]["median_ms"] + row["stages"]["embed"]["median_ms"]
+    return {"one_face_ms": one_face, **{f"fits_{b}ms": one_face <= b for b in FRUITS_BUDGETS_MS}}
+
+
+def pipeline_table(rows: list[dict]) -> str:
+    """The whole path per model: detection, end to end per photo and per face, FRUITS budgets."""
+    head = ("| Model | Detector | Timed on | Faces | detect ms/photo | end-to-end ms/photo | end-to-end ms/face | "
+            "one face ms | FRUITS " + "/".join(str(b) for b in FRUITS_BUDGETS_MS) + " ms | Peak RSS (MB) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        p = row.get("pipeline")
+        if not p:
+            continue
+        f = row["fruits"]
+        lines.append(f"| {row['name']} | {p['detector']} | {p['source']} | {p['faces']} | "
+                     f"{p['detect_ms_per_photo']:.2f} | {p['end_to_end_ms_per_photo']:.2f} | "
+                     f"{_fmt(p['end_to_end_ms_per_face'], '.2f')} | {f['one_face_ms']:.1f} | "
+                     + "/".join("yes" if f[f"fits_{b}ms"] else "no" for b in FRUITS_BUDGETS_MS)
+                     + f" | {row['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
