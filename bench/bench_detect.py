@@ -111,8 +111,9 @@ def hand_built_pipeline():
     def run(photo):
         out = []
         for face in opencv_faces(detector, photo):
+            # A threshold no landmark misses: the least-squares fit over all five, as insightface's.
             matrix, _ = cv2.estimateAffinePartial2D(face[4:14].reshape(5, 2), fastface.ARCFACE_TEMPLATE,
-                                                    method=cv2.LMEDS)
+                                                    ransacReprojThreshold=1000)
             crop = cv2.warpAffine(photo, matrix, (112, 112))
             ex = net.create_extractor()
             ex.input("data", ncnn.Mat.from_pixels(crop, ncnn.Mat.PixelType.PIXEL_BGR2RGB, 112, 112))
@@ -141,4 +142,4 @@ def test_fastface_analyzer(benchmark, small_photos):
         assert len(faces) == len(expected)  # the same faces...
         for face, (landmarks, embedding) in zip(faces, expected):
             np.testing.assert_allclose(face.landmarks, landmarks, atol=1.0)
-            assert float(face.embedding @ embedding) > 0.98  # ...and the same identities
+            assert float(face.embedding @ embedding) > 0.99  # ...and the same identities
