@@ -138,3 +138,13 @@ def test_cli_uses_the_bundled_detector_without_detector_option(tmp_path):
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["same"] is True
+
+
+def test_the_ncnn_build_keeps_every_layer_the_bundled_graph_needs():
+    import re
+
+    cmake = (MODELS.parent / "cmake" / "ncnn.cmake").read_text()
+    trimmed = set(re.search(r"set\(FASTFACE_NCNN_UNUSED_LAYERS(.*?)\)", cmake, re.S).group(1).split())
+    lines = (MODELS / f"{DEFAULT_DETECTOR}.param").read_text().splitlines()[2:]
+    used = {line.split()[0] for line in lines if line.strip()}
+    assert {"Convolution", "Interp", "Reshape", "Permute"} <= used and not used & trimmed
