@@ -47,3 +47,14 @@ def test_pipeline_on_photos(tmp_path):
     # The first 10 photos by name: couple.jpg (2 faces), img1, img10..img17 (one each).
     check_pipeline(row, 11)
     assert row["pipeline"]["source"] == "10 photos" and row["pipeline"]["end_to_end_ms_per_face"] > 0
+
+
+def test_eval_detects_raw_photos_with_the_bundled_detector_by_default():
+    from argparse import Namespace
+
+    from fastface.eval.cli import detector_path, detects
+
+    assert detects(Namespace(detector=None, pairs="pairs.csv")) and detector_path(Namespace(detector=None)) is None
+    assert not detects(Namespace(detector=None, pairs="lfw.bin"))  # .bin sets hold aligned crops
+    assert not detects(Namespace(detector="none", pairs="pairs.csv"))
+    assert detects(Namespace(detector="d.param", pairs="lfw.bin")) and detector_path(Namespace(detector="d.param"))
