@@ -148,3 +148,24 @@ def test_the_ncnn_build_keeps_every_layer_the_bundled_graph_needs():
     lines = (MODELS / f"{DEFAULT_DETECTOR}.param").read_text().splitlines()[2:]
     used = {line.split()[0] for line in lines if line.strip()}
     assert {"Convolution", "Interp", "Reshape", "Permute"} <= used and not used & trimmed
+
+
+def test_opencv_is_a_dependency_except_on_32_bit_arm():
+    tomllib = pytest.importorskip("tomllib")
+    requirements = pytest.importorskip("packaging.requirements")
+    deps = tomllib.loads((MODELS.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    opencv = next(requirements.Requirement(d) for d in deps if d.startswith("opencv-python-headless"))
+    assert not opencv.marker.evaluate({"platform_machine": "armv7l"})
+    assert all(opencv.marker.evaluate({"platform_machine": m}) for m in ("x86_64", "aarch64", "AMD64", "arm64"))
+
+
+def test_missing_opencv_says_how_to_install_it(tmp_path):
+    import sys
+
+    from fastface.demo import write_demo_model
+
+    model = write_demo_model(tmp_path)
+    code = "import sys; sys.modules['cv2'] = None; from fastface.cli import main; sys.exit(main(sys.argv[1:]))"
+    out = subprocess.run([sys.executable, "-c", code, "verify", "a.jpg", "b.jpg", "--model", str(model)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "opencv-python-headless" in out.stderr and "python3-opencv" in out.stderr
