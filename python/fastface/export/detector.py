@@ -1,7 +1,8 @@
 """Face detectors -> ncnn + a detector card that :class:`fastface.Detector` reads, gated by
 parity of every raw output tensor with the source framework.
 
-YuNet comes from ONNX (libfacedetection.train's ``yunet_n_640_640.onnx``); any detector given
+YuNet comes from ONNX (libfacedetection.train's ``yunet_s_dynamic.onnx``, any input size, or
+``yunet_n_640_640.onnx``, fixed); any detector given
 as a torch module (e.g. a PyTorch RetinaFace) goes through TorchScript, with the decoder's
 settings passed as card fields.
 """
@@ -74,7 +75,10 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
     fields (normalization, ``input_size`` [w, h], ``output_order`` = source output names in the
     decoder's order, anchors, ...). ``output_names`` names a torch module's outputs in return
     order (ONNX files name their own). ``images``: photos (folder or list, letterboxed to the
-    input size) or a uint8 BGR (N, H, W, 3) array for the gate; default: synthetic ones.
+    input size) or a uint8 BGR (N, H, W, 3) array for the gate; default: synthetic ones. An ONNX
+    source whose height and width are symbolic converts, unless ``input_size`` is given, with
+    pnnx's two shapes ``DYNAMIC_SHAPES`` into a graph of any size (card ``input_size`` [0, 0]),
+    gated at ``DYNAMIC_GATE_SIZES``.
     """
     clock = Clock(log)
     precision = "fp16" if fp16 else "fp32"
