@@ -51,3 +51,5 @@ def convert_yunet(folder):
 DLIB_RESNET = DATA / "models" / "dlib-resnet"
 #: OpenCV's YuNet (cv2.FaceDetectorYN), for the landmarks of the dlib template fit.
 YUNET_2023MAR_ONNX = DATA / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
+#: YuNet's dynamic-shape ONNX files (any input size), per variant; the bundled detector is yunet_s.
+YUNET_DYNAMIC = {v: DATA / "models" / "yunet" / f"yunet_{v}_dynamic.onnx" for v in ("n", "s")}

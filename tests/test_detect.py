@@ -60,7 +60,8 @@ def test_no_face_tiny_and_huge_images(detector):
     assert detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
     face = cv2.imread(str(DEEPFACE / "img5.jpg"))
     huge = cv2.resize(face, (face.shape[1] * 12, face.shape[0] * 12))  # ~4000x6100
-    small = detector.detect(face)[0]
+    # Both seen by the net at 640 px: the small photo enlarged, the huge one shrunk.
+    small = fastface.Detector(RETINAFACE_PARAM, upscale=True).detect(face)[0]
     big = detector.detect(huge)[0]
     np.testing.assert_allclose(big.bbox / 12, small.bbox, atol=6)
     np.testing.assert_allclose(big.landmarks / 12, small.landmarks, atol=4)
@@ -129,5 +130,5 @@ def test_wrong_model_for_the_decoder(tmp_path):
         fastface.Detector(RETINAFACE_PARAM, kind="mtcnn")
     with pytest.raises(FileNotFoundError):
         fastface.Detector(tmp_path / "none.param")
-    with pytest.raises(ValueError, match="score threshold"):
+    with pytest.raises(ValueError, match="score_threshold"):
         fastface.Detector(RETINAFACE_PARAM, score_threshold=2.0)

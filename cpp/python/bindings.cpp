@@ -346,7 +346,7 @@ PYBIND11_MODULE(_core, m) {
                          const std::string& input, const std::vector<std::string>& outputs, int input_width,
                          int input_height, const std::string& order, std::array<float, 3> mean,
                          std::array<float, 3> scale, int max_side, float score_threshold, float nms_threshold,
-                         float min_face, int max_faces, int threads) {
+                         float min_face, int max_faces, int threads, bool upscale) {
                  DetectorConfig config;
                  if (kind == "retinaface")
                      config.kind = DetectorKind::RetinaFaceInsightface;
@@ -362,6 +362,7 @@ PYBIND11_MODULE(_core, m) {
                  config.input_height = input_height;
                  config.norm = input_norm(order, mean, scale);
                  config.max_side = max_side;
+                 config.upscale = upscale;
                  config.score_threshold = score_threshold;
                  config.nms_threshold = nms_threshold;
                  config.min_face = min_face;
@@ -372,7 +373,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("param"), py::arg("bin"), py::arg("kind"), py::arg("input"), py::arg("outputs"),
              py::arg("input_width"), py::arg("input_height"), py::arg("order"), py::arg("mean"),
              py::arg("scale"), py::arg("max_side"), py::arg("score_threshold"), py::arg("nms_threshold"),
-             py::arg("min_face"), py::arg("max_faces"), py::arg("threads"))
+             py::arg("min_face"), py::arg("max_faces"), py::arg("threads"), py::arg("upscale") = false)
         .def("detect", [](const Detector& self, const py::array& image, const std::string& order) {
             const ImageView view = image_view(image, order);
             std::vector<Face> faces;

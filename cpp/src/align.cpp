@@ -143,8 +143,11 @@ void warp_to_u8(const ImageView& src, const WarpParams& params, std::uint8_t* ou
     run_warp(a, isa);
 }
 
-void warp_to_planar(const ImageView& src, const WarpParams& params, const InputNorm& norm, float* const* planes,
-                    Isa isa) {
+namespace {
+
+// Args for planar float output: channel order, mean and scale of the network input.
+kernels::WarpArgs planar_args(const ImageView& src, const WarpParams& params, const InputNorm& norm,
+                              float* const* planes) {
     kernels::WarpArgs a = make_args(src, params);
     a.out_channels = channel_count(norm.order);
     if (a.out_channels == 1 && a.src_channels == 3)
@@ -158,7 +161,38 @@ void warp_to_planar(const ImageView& src, const WarpParams& params, const InputN
         a.scale[c] = norm.scale[c];
     }
     a.planes = planes;
-    run_warp(a, isa);
+    return a;
+}
+
+}  // namespace
+
+void warp_to_planar(const ImageView& src, const WarpParams& params, const InputNorm& norm, float* const* planes,
+                    Isa isa) {
+    run_warp(planar_args(src, params, norm, planes), isa);
+}
+
+void copy_to_planar(const ImageView& src, int out_width, int out_height, const InputNorm& norm, float* const* planes,
+                    std::uint8_t border_value) {
+    WarpParams params;
+    params.dst_to_src = {1, 0, 0, 0, 1, 0};
+    params.out_width = out_width;
+    params.out_height = out_height;
+    params.border_value = border_value;
+    const kernels::WarpArgs a = planar_args(src, params, norm, planes);
+    const int cn = a.src_channels, width = std::min(out_width, src.width);
+    for (int c = 0; c < a.out_channels; ++c) {
+        // The same arithmetic as the warp's store, so the result is bit-identical.
+        const float mean = a.mean[c], scale = a.scale[c], border = (a.border - mean) * scale;
+        for (int y = 0; y < out_height; ++y) {
+            float* out = planes[c] + static_cast<std::ptrdiff_t>(y) * out_width;
+            int x = 0;
+            if (y < src.height) {
+                const std::uint8_t* in = src.data + static_cast<std::ptrdiff_t>(y) * src.row_stride + a.channel_map[c];
+                for (; x < width; ++x) out[x] = (static_cast<float>(in[x * cn]) - mean) * scale;
+            }
+            for (; x < out_width; ++x) out[x] = border;
+        }
+    }
 }
 
 std::vector<std::uint8_t> align_face(const ImageView& image, const std::vector<Point2f>& landmarks, int out_width,

@@ -14,6 +14,8 @@ namespace {
 
 constexpr int kStrides[3] = {32, 16, 8};
 constexpr int kAnchorsPerCell = 2;
+// Largest max_side: a bigger network input costs memory for no benefit on any photo.
+constexpr int kMaxSide = 8192;
 
 // insightface RetinaFace anchors: a 16 px base box scaled per stride, centred on (8, 8).
 std::array<float, kAnchorsPerCell> anchor_sizes(int stride) {
@@ -252,18 +254,23 @@ void check_config(const DetectorConfig& c) {
         throw Error(ErrorCode::InvalidArgument, "YuNet needs 12 output names (cls, obj, bbox, kps for strides 8, 16, 32)");
     if (c.kind == DetectorKind::RetinaFaceBiubug6 && c.outputs.size() != 3)
         throw Error(ErrorCode::InvalidArgument, "RetinaFace (PyTorch) needs 3 output names: loc, conf, landmarks");
-    const bool fixed_size = c.kind != DetectorKind::RetinaFaceInsightface;  // pnnx bakes the input size in
-    if (fixed_size && (c.input_width % 32 != 0 || c.input_height % 32 != 0 || c.input_width <= 0 || c.input_height <= 0))
-        throw Error(ErrorCode::InvalidArgument, "this detector needs a fixed input size, multiples of 32");
     if (c.input_width < 0 || c.input_height < 0 || (c.input_width > 0) != (c.input_height > 0))
         throw Error(ErrorCode::InvalidArgument, "input size must be both positive or both 0");
-    if (c.max_side < 0) throw Error(ErrorCode::InvalidArgument, "max_side must be >= 0");
+    if (c.input_width % 32 != 0 || c.input_height % 32 != 0)
+        throw Error(ErrorCode::InvalidArgument, "a fixed input size must be a multiple of 32 (the largest stride)");
+    // pnnx bakes the input size into the PyTorch RetinaFace's graph.
+    if (c.kind == DetectorKind::RetinaFaceBiubug6 && c.input_width == 0)
+        throw Error(ErrorCode::InvalidArgument, "the PyTorch RetinaFace needs its fixed input size");
+    if (c.max_side < 0 || c.max_side > kMaxSide)
+        throw Error(ErrorCode::InvalidArgument, "max_side must be in [0, " + std::to_string(kMaxSide) + "], got " +
+                                                    std::to_string(c.max_side));
     if (!(c.score_threshold >= 0.f && c.score_threshold <= 1.f))
-        throw Error(ErrorCode::InvalidArgument, "score threshold must be in [0, 1]");
+        throw Error(ErrorCode::InvalidArgument, "score_threshold must be in [0, 1], got " + std::to_string(c.score_threshold));
     if (!(c.nms_threshold >= 0.f && c.nms_threshold <= 1.f))
-        throw Error(ErrorCode::InvalidArgument, "NMS threshold must be in [0, 1]");
-    if (!(c.min_face >= 0.f)) throw Error(ErrorCode::InvalidArgument, "min_face must be >= 0");
-    if (c.max_faces < 0) throw Error(ErrorCode::InvalidArgument, "max_faces must be >= 0");
+        throw Error(ErrorCode::InvalidArgument, "nms_threshold must be in [0, 1], got " + std::to_string(c.nms_threshold));
+    if (!(c.min_face >= 0.f && std::isfinite(c.min_face)))
+        throw Error(ErrorCode::InvalidArgument, "min_face must be a finite number >= 0, got " + std::to_string(c.min_face));
+    if (c.max_faces < 0) throw Error(ErrorCode::InvalidArgument, "max_faces must be >= 0, got " + std::to_string(c.max_faces));
 }
 
 }  // namespace
@@ -295,29 +302,38 @@ std::vector<Face> Detector::detect(const ImageView& image) const {
     const DetectorConfig& config = impl_->config;
     const bool fixed = config.input_width > 0;
     const int longer = std::max(image.width, image.height);
+    // Native resolution unless the image is too big for max_side (or the fixed input), or the
+    // caller asks for small images to be enlarged.
     double scale = fixed ? std::min(static_cast<double>(config.input_width) / image.width,
                                     static_cast<double>(config.input_height) / image.height)
                          : (config.max_side > 0 ? static_cast<double>(config.max_side) / longer : 1.0);
+    if (!config.upscale) scale = std::min(scale, 1.0);
     // Shrinking by more than 2x: average whole blocks first so bilinear sampling does not alias.
+    // The block never exceeds the shorter side, so an extreme aspect ratio keeps a row or column.
     ImageView source = image;
     std::vector<std::uint8_t> shrunk;
-    const int block = static_cast<int>(std::floor(1.0 / scale));
+    const int block = std::min(static_cast<int>(std::floor(1.0 / scale)), std::min(image.width, image.height));
     if (block >= 2) {
         shrunk = box_shrink(image, block, source);
         scale *= block;
     }
-    const int canvas_w = fixed ? config.input_width : std::max(32, static_cast<int>(std::ceil(source.width * scale / 32.0)) * 32);
-    const int canvas_h = fixed ? config.input_height : std::max(32, static_cast<int>(std::ceil(source.height * scale / 32.0)) * 32);
-    // The canvas past the scaled image is border: the net's strides need multiples of 32.
-    WarpParams params;
-    params.dst_to_src = {1.0 / scale, 0, 0, 0, 1.0 / scale, 0};
-    params.out_width = canvas_w;
-    params.out_height = canvas_h;
+    const auto padded = [](double side) { return std::max(32, static_cast<int>(std::ceil(side / 32.0)) * 32); };
+    const int canvas_w = fixed ? config.input_width : padded(source.width * scale);
+    const int canvas_h = fixed ? config.input_height : padded(source.height * scale);
+    // The canvas past the scaled image is border (zero pixels): the net's strides need multiples of 32.
     ncnn::Mat input(canvas_w, canvas_h, 3);
     float* planes[3] = {input.channel(0), input.channel(1), input.channel(2)};
     InputNorm norm = config.norm;
     norm.order = norm.order == PixelFormat::Gray ? PixelFormat::RGB : norm.order;
-    warp_to_planar(source, params, norm, planes);
+    if (scale == 1.0) {
+        copy_to_planar(source, canvas_w, canvas_h, norm, planes);  // native size: no resampling
+    } else {
+        WarpParams params;
+        params.dst_to_src = {1.0 / scale, 0, 0, 0, 1.0 / scale, 0};
+        params.out_width = canvas_w;
+        params.out_height = canvas_h;
+        warp_to_planar(source, params, norm, planes);
+    }
 
     std::vector<Face> faces;
     impl_->run(input, faces);

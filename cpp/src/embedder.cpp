@@ -121,10 +121,6 @@ std::vector<std::string> Embedder::blob_names() const { return impl_->model.blob
 
 void Embedder::embed(const ImageView* crops, std::size_t n, float* out, bool normalize) const {
     const ModelCard& card = impl_->card;
-    WarpParams identity;
-    identity.dst_to_src = {1, 0, 0, 0, 1, 0};
-    identity.out_width = card.width;
-    identity.out_height = card.height;
     for (std::size_t i = 0; i < n; ++i) {
         validate(crops[i]);
         if (crops[i].width != card.width || crops[i].height != card.height)
@@ -133,7 +129,7 @@ void Embedder::embed(const ImageView* crops, std::size_t n, float* out, bool nor
                                                         std::to_string(card.width) + "x" + std::to_string(card.height));
         ncnn::Mat input = impl_->new_input();
         float* planes[3];
-        warp_to_planar(crops[i], identity, card.norm, Impl::plane_pointers(input, planes));
+        copy_to_planar(crops[i], card.width, card.height, card.norm, Impl::plane_pointers(input, planes));
         impl_->run(input, out + i * static_cast<std::size_t>(impl_->dim), normalize);
     }
 }

@@ -175,6 +175,37 @@ TEST(warp_planar_swaps_channels_and_normalizes) {
     CHECK_NEAR(b, (10 - 3) * 2, 1e-6);
 }
 
+TEST(copy_to_planar_equals_the_identity_warp) {
+    // Every source format and network order, outputs smaller, equal and larger than the source
+    // (larger: padded with the border, as the detector pads to a multiple of 32).
+    std::mt19937 rng(8);
+    const PixelFormat formats[3] = {PixelFormat::Gray, PixelFormat::BGR, PixelFormat::RGB};
+    const int sizes[][4] = {{1, 1, 1, 1}, {7, 5, 7, 5}, {13, 9, 32, 32}, {40, 30, 17, 11}, {250, 180, 256, 192}};
+    for (PixelFormat format : formats)
+        for (PixelFormat order : formats)
+            for (const auto& size : sizes) {
+                if (order == PixelFormat::Gray && format != PixelFormat::Gray) continue;
+                TestImage img = random_image(rng, size[0], size[1], format, 3);
+                InputNorm norm;
+                norm.order = order;
+                norm.mean = {127.5f, 100.f, 3.f};
+                norm.scale = {1 / 128.f, 0.5f, 2.f};
+                const int w = size[2], h = size[3], cn = channel_count(order);
+                std::vector<float> copied(static_cast<std::size_t>(w) * h * cn), warped(copied.size());
+                float* copy_planes[3] = {copied.data(), copied.data() + w * h, copied.data() + 2 * w * h};
+                float* warp_planes[3] = {warped.data(), warped.data() + w * h, warped.data() + 2 * w * h};
+                copy_to_planar(img.view, w, h, norm, copy_planes, 9);
+                warp_to_planar(img.view, {{1, 0, 0, 0, 1, 0}, w, h, 9}, norm, warp_planes, Isa::Scalar);
+                CHECK(copied == warped);
+            }
+    std::vector<std::uint8_t> bgr(12);
+    float plane[4];
+    float* planes[1] = {plane};
+    InputNorm gray;
+    gray.order = PixelFormat::Gray;
+    CHECK_THROWS(copy_to_planar({bgr.data(), 2, 2, 6, PixelFormat::BGR}, 2, 2, gray, planes), ErrorCode::InvalidArgument);
+}
+
 TEST(warp_outside_image_is_border) {
     std::mt19937 rng(6);
     TestImage img = random_image(rng, 10, 10, PixelFormat::RGB, 0);

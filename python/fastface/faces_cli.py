@@ -18,6 +18,7 @@ from .analyze import FaceAnalyzer
 from .detect import Detector, Face
 from .embed import Embedder
 from .gallery import Gallery
+from ._opencv import import_cv2
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 DEFAULT_THRESHOLD = 0.35  # MobileFaceNet-class models; a card's "threshold" overrides it
@@ -25,10 +26,9 @@ DEFAULT_THRESHOLD = 0.35  # MobileFaceNet-class models; a card's "threshold" ove
 
 def _cv2():
     try:
-        import cv2
-    except ImportError:
-        raise RuntimeError("reading images needs OpenCV: pip install opencv-python-headless") from None
-    return cv2
+        return import_cv2()
+    except ImportError as exc:
+        raise RuntimeError(str(exc)) from None  # the CLI prints it as an error
 
 
 def read_image(path) -> np.ndarray:
@@ -46,7 +46,8 @@ def _add_model_arguments(parser) -> None:
                              "(fastface models list) [$FASTFACE_MODEL; default: the bundled dlib ResNet]")
     parser.add_argument("--card", help="model card JSON, if not beside the model")
     parser.add_argument("--detector", default=os.environ.get("FASTFACE_DETECTOR"),
-                        help="detector .param (.bin beside it), or a model name [$FASTFACE_DETECTOR]")
+                        help="detector .param (.bin and card beside it), or a model name [$FASTFACE_DETECTOR]; "
+                             "default: the bundled YuNet")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 

@@ -56,6 +56,12 @@ struct InputNorm {
 void warp_to_planar(const ImageView& src, const WarpParams& params, const InputNorm& norm,
                     float* const* planes, Isa isa = best_isa());
 
+// warp_to_planar with the identity matrix — output pixel (x, y) is source pixel (x, y), border
+// beyond the source — without resampling: crops already at the network's size, detector input
+// at native resolution.
+void copy_to_planar(const ImageView& src, int out_width, int out_height, const InputNorm& norm,
+                    float* const* planes, std::uint8_t border_value = 0);
+
 // Convenience: estimate the similarity from landmarks to the template and warp to uint8.
 std::vector<std::uint8_t> align_face(const ImageView& image, const std::vector<Point2f>& landmarks,
                                      int out_width, int out_height,

@@ -31,6 +31,7 @@ enum class DetectorKind {
     RetinaFaceBiubug6,
     // YuNet (libfacedetection), converted by pnnx: per stride 8/16/32 the outputs cls (N x 1),
     // obj (N x 1), bbox (N x 4), kps (N x 10) for N = grid cells; score = sqrt(cls * obj).
+    // From the dynamic-shape ONNX it runs at any multiple of 32 (input size 0).
     YuNet,
 };
 
@@ -41,8 +42,14 @@ struct DetectorConfig {
     // RetinaFaceBiubug6: loc, conf, landmarks (pnnx: out0..out2).
     std::vector<std::string> outputs;
     InputNorm norm;               // RetinaFace-insightface: raw 0..255 RGB; YuNet: raw BGR
-    int max_side = 640;           // the image is resized so its longer side is this (0 = as is)
-    int input_width = 0;          // fixed network input (letterboxed, top-left); 0 = any size
+    // Images whose longer side exceeds max_side are shrunk to it; smaller ones are detected at
+    // their own size (0 = always as is). A model of any input size gets the image padded to a
+    // multiple of 32 at the bottom and right, as OpenCV's FaceDetectorYN does.
+    int max_side = 640;
+    bool upscale = false;         // also enlarge smaller images to max_side (helps tiny faces)
+    // A fixed network input (YuNet or RetinaFace converted at one size): the image is fitted
+    // into it, top-left, shrunk if bigger (enlarged only with upscale). 0 = any size.
+    int input_width = 0;
     int input_height = 0;
     float score_threshold = 0.5f;
     float nms_threshold = 0.4f;

@@ -16,11 +16,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pairs", required=True, help="LFW pairs.txt, a CSV (file_a,file_b,same) or an insightface .bin")
     parser.add_argument("--images", help="image root (default: the pair file's folder)")
     parser.add_argument("--card", help="model card JSON, if not beside the model (engine backend)")
-    parser.add_argument("--detector", help="RetinaFace/YuNet .param: detect and align raw photos first")
+    parser.add_argument("--detector", help="RetinaFace/YuNet .param that detects and aligns raw photos first "
+                                           "(default: the bundled YuNet; 'none': the images are aligned crops, "
+                                           "the default for .bin pair lists)")
     parser.add_argument("--face", choices=FACE_RULES,
                         help=f"which detected face is the subject: the one nearest the photo's centre (central, "
                              f"the LFW protocol's choice and the default for every pair list), the largest, or "
-                             f"the detector's best score (default {DEFAULT_FACE}; needs --detector)")
+                             f"the detector's best score (default {DEFAULT_FACE}; photos only, not with --detector none)")
     parser.add_argument("--strict", action="store_true",
                         help="stop at a photo without a detected face (default: align it with the template "
                              "centred and scaled to the photo, and count it in the report)")
@@ -40,6 +42,18 @@ def aligner(detector_path, size, template=None, threads: int = 1, face: str = DE
     return FaceCrop(detector_path, size, template, face=face, strict=strict, threads=threads)
 
 
+def detects(args) -> bool:
+    """Whether the pair list's images are photos to detect faces in (not aligned crops)."""
+    if args.detector is None:
+        return not str(args.pairs).lower().endswith(".bin")  # .bin sets hold aligned crops
+    return args.detector.lower() != "none"
+
+
+def detector_path(args):
+    """The --detector file, or None for the bundled one."""
+    return args.detector if args.detector and args.detector.lower() != "none" else None
+
+
 def embedder_for(args):
     """(embed_fn, crop size, template) for the chosen backend."""
     if args.backend == "torch":
@@ -52,16 +66,16 @@ def embedder_for(args):
 
 
 def run(args) -> int:
-    if not args.detector and (args.face or args.strict):
-        raise ValueError("--face and --strict choose among detected faces: give --detector too")
+    if not detects(args) and (args.face or args.strict):
+        raise ValueError("--face and --strict choose among detected faces: not with --detector none")
     if args.card and args.backend == "torch":
         raise ValueError("--card describes an ncnn model; the torch backend reads its checkpoint")
     if args.calibrate and args.backend != "engine":
         raise ValueError("--calibrate writes into an ncnn model's card: use the engine backend")
     pairs = read_pairs(args.pairs, images=args.images)
     embed_fn, size, template = embedder_for(args)
-    crop = (aligner(args.detector, size, template, args.threads, args.face or DEFAULT_FACE, args.strict)
-            if args.detector else None)
+    crop = (aligner(detector_path(args), size, template, args.threads, args.face or DEFAULT_FACE, args.strict)
+            if detects(args) else None)
     result = evaluate(embed_fn, pairs, flip=args.flip, crop=crop, progress=True,
                       name=args.name or Path(args.model).stem)
     print(markdown_table([result]))

@@ -22,6 +22,11 @@ from .faces import DEFAULT_FACE, FACE_RULES
 
 STAGES = ("align", "embed", "match")
 GALLERY_SIZE = 10_000
+#: Photos of --images the pipeline is timed on (sorted by name).
+PHOTO_LIMIT = 10
+#: WebFace260M's FRUITS budgets: detection, alignment and embedding of one face within this.
+FRUITS_BUDGETS_MS = (100, 500, 1000)
+SCENE_SIZE = (640, 480)  # width, height of the synthetic scene
 
 
 def bundled_models() -> list[Path]:
@@ -33,8 +38,11 @@ def bundled_models() -> list[Path]:
 def add_arguments(parser) -> None:
     parser.add_argument("models", nargs="*", help=".param files with cards beside them (default: the bundled architectures)")
     parser.add_argument("--pairs", help="pair list for the accuracy columns (models with weights only)")
-    parser.add_argument("--images", help="image root for --pairs")
-    parser.add_argument("--detector", help="detect and align raw photos with this detector first")
+    parser.add_argument("--images", help="folder of photos: detection and the whole pipeline are timed on "
+                                         f"(up to {PHOTO_LIMIT} of) them (default: a synthetic scene), and the "
+                                         "image root for --pairs")
+    parser.add_argument("--detector", help="detector .param for the pipeline and for --pairs' raw photos "
+                                           "(default: a detector among the models, else the bundled YuNet)")
     parser.add_argument("--face", choices=FACE_RULES, default=DEFAULT_FACE,
                         help=f"subject among detected faces, as fastface eval (default {DEFAULT_FACE})")
     parser.add_argument("--strict", action="store_true",
@@ -59,8 +67,10 @@ def _timed(fn, seconds: float, min_runs: int = 5, max_runs: int = 1000) -> list[
     return times
 
 
-def measure(param: str, threads: int, seconds: float, card=None) -> dict:
-    """Latency per stage (ms) and peak RSS for one model; runs inside the worker process."""
+def measure(param: str, threads: int, seconds: float, card=None, detector: str | None = None,
+            photos: list[str] | None = None) -> dict:
+    """Latency per stage (ms) and peak RSS for one model, and with ``detector`` the whole
+    pipeline (:func:`measure_pipeline`); runs inside the worker process."""
     import resource
 
     from .. import _core
@@ -90,17 +100,21 @@ def measure(param: str, threads: int, seconds: float, card=None) -> dict:
     query = gallery[123] + 0.1
     times = {"align": _timed(align, seconds), "embed": _timed(lambda: model.embed(crop), seconds),
              "match": _timed(lambda: search(query, gallery, 5, threads=threads, unit_rows=True), seconds)}
+    pipeline = measure_pipeline(model, detector, photos, gallery, threads, seconds) if detector else None
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux reports KiB
     return {"stages": {s: {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)), "runs": len(t)}
                        for s, t in times.items()},
-            "peak_rss_mb": peak_kb / 1024, "dim": model.dim, "has_weights": has_weights}
+            "peak_rss_mb": peak_kb / 1024, "dim": model.dim, "has_weights": has_weights,
+            **({"pipeline": pipeline} if pipeline else {})}
 
 
-def profile(param: Path, threads: int, seconds: float, card_path: Path | None = None) -> dict:
+def profile(param: Path, threads: int, seconds: float, card_path: Path | None = None, detector: Path | None = None,
+            photos: list[str] | None = None) -> dict:
     """Run ``measure`` in a fresh process and add what the card and the files say; params and
     MACs come from the card, else are counted from the ncnn graph (:mod:`.ncnn_graph`)."""
     card_path = card_path or param.with_suffix(".json")
-    spec = json.dumps({"param": str(param), "threads": threads, "seconds": seconds, "card": str(card_path)})
+    spec = json.dumps({"param": str(param), "threads": threads, "seconds": seconds, "card": str(card_path),
+                       "detector": str(detector) if detector else None, "photos": photos})
     done = subprocess.run([sys.executable, "-m", "fastface.cli", "compare", "--worker", spec],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -114,6 +128,8 @@ def profile(param: Path, threads: int, seconds: float, card_path: Path | None = 
                if card.get("params") else None, complexity_source="card")
     if row["params"] is None or row["macs"] is None:
         row.update(_graph_complexity(param, card))
+    if "pipeline" in row:
+        row["fruits"] = fruits(row)
     return row
 
 
@@ -181,7 +197,8 @@ def _cards(models: list[Path], given) -> list[Path]:
 def run(args) -> int:
     if args.worker:
         spec = json.loads(args.worker)
-        print(json.dumps(measure(spec["param"], spec["threads"], spec["seconds"], spec["card"])))
+        print(json.dumps(measure(spec["param"], spec["threads"], spec["seconds"], spec["card"], spec.get("detector"),
+                                 spec.get("photos"))))
         return 0
     models = [Path(m) for m in args.models] or bundled_models()
     if not models:
@@ -189,14 +206,17 @@ def run(args) -> int:
     repeated = {str(m) for m in models if models.count(m) > 1}
     if repeated:
         raise ValueError(f"model given more than once: {', '.join(sorted(repeated))}")
-    cards = _cards(models, args.card)
-    for m, card in zip(models, cards):
+    card_of = dict(zip(models, _cards(models, args.card)))
+    for m, card in card_of.items():
         if not m.is_file() or not card.is_file():
             raise FileNotFoundError(f"need {m} and its card {card}")
+    models, detector = pipeline_detector(models, args.detector)
+    cards = [card_of[m] for m in models]
+    photos = photo_files(args.images)
     rows, results = [], {}
     for m, card, name in zip(models, cards, display_names(models)):
-        print(f"timing {name} ({args.threads} thread(s))...", file=sys.stderr)
-        rows.append({**profile(m, args.threads, args.seconds, card), "name": name})
+        print(f"timing {name} with {detector.stem} ({args.threads} thread(s))...", file=sys.stderr)
+        rows.append({**profile(m, args.threads, args.seconds, card, detector, photos), "name": name})
     if args.pairs:
         from .cli import aligner
         from .pairs import read_pairs
@@ -207,12 +227,13 @@ def run(args) -> int:
             if not m.with_suffix(".bin").is_file():
                 continue
             model = Embedder(m, card=card, threads=args.threads)
-            crop = (aligner(args.detector, model.input_size, model.card.get("template"), face=args.face,
-                            strict=args.strict) if args.detector else None)
+            aligned = str(args.pairs).lower().endswith(".bin") and not args.detector  # .bin sets: aligned crops
+            crop = None if aligned else aligner(detector, model.input_size, model.card.get("template"),
+                                                face=args.face, strict=args.strict)
             result = evaluate(lambda c: model.embed(c, normalize=False), pairs, crop=crop, progress=True,
                               name=row["name"])
             results[str(m)] = result.summary  # keyed by path: two models may share a stem
-    text = table(rows, results)
+    text = table(rows, results) + "\n\n" + pipeline_table(rows)
     print(text)
     if args.out:
         out = Path(args.out)
@@ -220,3 +241,111 @@ def run(args) -> int:
         (out / "compare.json").write_text(json.dumps({"models": rows, "accuracy": results}, indent=2))
         (out / "compare.md").write_text(text + "\n")
     return 0
+
+
+def is_detector(param: Path) -> bool:
+    """Whether a model's card describes a face detector (``"task": "detection"``)."""
+    card = Path(param).with_suffix(".json")
+    return card.is_file() and json.loads(card.read_text()).get("task") == "detection"
+
+
+def pipeline_detector(models: list[Path], given) -> tuple[list[Path], Path]:
+    """(the recognizers among ``models``, the detector the pipeline is timed with): ``given``,
+    else the first detector among the models, else the bundled default."""
+    from .._bundled import bundled_model
+    from ..detect import DEFAULT_DETECTOR
+
+    detectors = [m for m in models if is_detector(m)]
+    recognizers = [m for m in models if m not in detectors]
+    if not recognizers:
+        raise ValueError("no recognizer among the models (their cards say \"task\": \"detection\")")
+    detector = Path(given) if given else (detectors[0] if detectors else bundled_model(DEFAULT_DETECTOR))
+    if not detector.is_file():
+        raise FileNotFoundError(f"no detector at {detector}")
+    return recognizers, detector
+
+
+def photo_files(folder) -> list[str] | None:
+    """Up to PHOTO_LIMIT image files of ``folder`` (None: time on the synthetic scene)."""
+    if not folder:
+        return None
+    from ..faces_cli import IMAGE_SUFFIXES
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no photos ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return [str(p) for p in files[:PHOTO_LIMIT]]
+
+
+def synthetic_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A SCENE_SIZE BGR scene the command draws: smooth noise with one synthetic face (2x the
+    112 px crop) pasted in; returns it and that face's 5 landmarks."""
+    from ..align import ARCFACE_TEMPLATE
+    from ..export.faces import synthetic_faces
+
+    width, height = SCENE_SIZE
+    rng = np.random.default_rng(1)
+    scene = np.repeat(np.repeat(rng.integers(40, 200, (height // 8, width // 8, 3), dtype=np.uint8), 8, 0), 8, 1)
+    face = np.repeat(np.repeat(synthetic_faces(1)[0], 2, 0), 2, 1)
+    x, y = 200, 120
+    scene[y:y + face.shape[0], x:x + face.shape[1]] = face
+    return np.ascontiguousarray(scene), (ARCFACE_TEMPLATE * 2 + [x, y]).astype(np.float32)
+
+
+def measure_pipeline(model, detector_path: str, photos, gallery: np.ndarray, threads: int, seconds: float) -> dict:
+    """Detection and the whole path per photo: detect, then align + embed (fused) and match
+    (top-5 of the gallery) each face. On real photos the faces are those detected; on the
+    synthetic scene, its one drawn face whatever the detector finds. Decoding is not timed."""
+    from ..detect import Detector
+    from ..match import search
+
+    detector = Detector(detector_path, threads=threads)
+    if photos:
+        from ..faces_cli import read_image
+
+        images = [read_image(p) for p in photos]
+        faces = [[f.landmarks for f in detector.detect(image)] for image in images]
+        source = f"{len(images)} photos"
+    else:
+        scene, landmarks = synthetic_scene()
+        images, faces = [scene], [[landmarks]]
+        source = f"synthetic {SCENE_SIZE[0]}x{SCENE_SIZE[1]} scene, 1 face"
+
+    def whole_path(image, landmarks):
+        detector.detect(image)
+        for points in landmarks:
+            search(model.embed_image(image, points), gallery, 5, threads=threads, unit_rows=True)
+
+    budget = seconds / len(images)
+    detect_ms = [float(np.median(_timed(lambda: detector.detect(i), budget, min_runs=1))) for i in images]
+    path_ms = [float(np.median(_timed(lambda: whole_path(i, f), budget, min_runs=1))) for i, f in zip(images, faces)]
+    count = sum(len(f) for f in faces)
+    return {"detector": Path(detector_path).stem, "source": source, "photos": len(images), "faces": count,
+            "sizes": [list(i.shape[1::-1]) for i in images], "detect_ms_per_photo": float(np.mean(detect_ms)),
+            "end_to_end_ms_per_photo": float(np.mean(path_ms)),
+            "end_to_end_ms_per_face": float(np.sum(path_ms) / count) if count else None}
+
+
+def fruits(row: dict) -> dict:
+    """Whether detect + align + embed of one face fits each FRUITS budget on this machine."""
+    p = row["pipeline"]
+    one_face = p["detect_ms_per_photo"] + row["stages"]["align"]["median_ms"] + row["stages"]["embed"]["median_ms"]
+    return {"one_face_ms": one_face, **{f"fits_{b}ms": one_face <= b for b in FRUITS_BUDGETS_MS}}
+
+
+def pipeline_table(rows: list[dict]) -> str:
+    """The whole path per model: detection, end to end per photo and per face, FRUITS budgets."""
+    head = ("| Model | Detector | Timed on | Faces | detect ms/photo | end-to-end ms/photo | end-to-end ms/face | "
+            "one face ms | FRUITS " + "/".join(str(b) for b in FRUITS_BUDGETS_MS) + " ms | Peak RSS (MB) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        p = row.get("pipeline")
+        if not p:
+            continue
+        f = row["fruits"]
+        lines.append(f"| {row['name']} | {p['detector']} | {p['source']} | {p['faces']} | "
+                     f"{p['detect_ms_per_photo']:.2f} | {p['end_to_end_ms_per_photo']:.2f} | "
+                     f"{_fmt(p['end_to_end_ms_per_face'], '.2f')} | {f['one_face_ms']:.1f} | "
+                     + "/".join("yes" if f[f"fits_{b}ms"] else "no" for b in FRUITS_BUDGETS_MS)
+                     + f" | {row['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)

@@ -83,8 +83,8 @@ class FaceCrop:
                  threads: int = 1):
         if face not in FACE_RULES:
             raise ValueError(f"unknown face rule {face!r}; choose one of {', '.join(FACE_RULES)}")
-        if isinstance(detector, (str, os.PathLike)):
-            detector = Detector(detector, threads=threads)
+        if detector is None or isinstance(detector, (str, os.PathLike)):
+            detector = Detector(detector, threads=threads)  # None: the bundled detector
         self.detector, self.size, self.template = detector, size, template
         self.face, self.strict = face, strict
 

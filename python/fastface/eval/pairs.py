@@ -163,10 +163,9 @@ def read_bin(path) -> Pairs:
 
 def decode(image) -> np.ndarray:
     """A BGR uint8 H x W x 3 image from a file path or encoded bytes (needs OpenCV)."""
-    try:
-        import cv2
-    except ImportError as exc:
-        raise ImportError("reading images needs OpenCV: pip install opencv-python-headless") from exc
+    from .._opencv import import_cv2
+
+    cv2 = import_cv2()
     if isinstance(image, (bytes, bytearray)):
         data, what = np.frombuffer(image, dtype=np.uint8), f"encoded image ({len(image)} bytes)"
     else:

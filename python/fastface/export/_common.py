@@ -116,15 +116,16 @@ def trace_and_convert(model, input_shape: Sequence[int], staging: Staging, fp16:
 
 
 def convert_onnx(path: Path, input_shape: Sequence[int], staging: Staging, fp16: bool,
-                 optlevel: int = OPTLEVEL) -> PnnxOutput:
+                 optlevel: int = OPTLEVEL, input_shape2: Sequence[int] | None = None) -> PnnxOutput:
     """Convert an ONNX file with pnnx (through a link in the staging folder, so pnnx writes
-    nothing beside the user's file)."""
+    nothing beside the user's file); ``input_shape2`` keeps the dimensions it changes dynamic."""
     link = staging.dir / "model.onnx"
     try:
         link.symlink_to(Path(path).resolve())
     except OSError:
         shutil.copyfile(path, link)
-    return run_pnnx(link, [input_shape], staging.dir, fp16=fp16, optlevel=optlevel)
+    return run_pnnx(link, [input_shape], staging.dir, fp16=fp16, optlevel=optlevel,
+                    input_shapes2=[input_shape2] if input_shape2 else None)
 
 
 def converted_blobs(output: PnnxOutput) -> tuple[list[str], list[str]]:

@@ -6,7 +6,7 @@ by the parity gate. Exit status: 0 exported, 1 parity gate failed (nothing insta
     fastface export w600k_r50.onnx --out out/ --faces aligned/           # ONNX, real faces in the gate
     fastface export --random-init 0 --backbone se_iresnet100 --architecture-only --out models/
     fastface export dlib_face_recognition_resnet_model_v1.dat --out out/  # dlib's ResNet (no pnnx/torch)
-    fastface export yunet_n_640_640.onnx --detector yunet --out models/  # detectors
+    fastface export yunet_s_dynamic.onnx --detector yunet --out models/  # detectors (any input size)
     fastface export Resnet50_Final.pth --detector retinaface-torch --backbone resnet50 --out out/
 
 torch (and pnnx, onnx, onnxruntime) are imported only when the command runs.
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", help="backbone of a state dict (mobilefacenet, mbf, iresnet18..200, "
                                            "se_iresnet100; mobilenet0.25 or resnet50 for retinaface-torch)")
     parser.add_argument("--embedding-size", type=int, help="embedding size (default: from the weights)")
-    parser.add_argument("--input-size", type=int, help="input side in pixels (default: from the weights/file, or 112)")
+    parser.add_argument("--input-size", type=int, help="input side in pixels (default: from the weights/file, or 112; "
+                                                       "a detector ONNX of dynamic size stays dynamic unless given)")
     parser.add_argument("--random-init", type=int, metavar="SEED",
                         help="export --backbone with seeded random weights instead of a source")
     parser.add_argument("--detector", metavar="KIND", help="export a face detector for this decoder "

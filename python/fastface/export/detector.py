@@ -1,7 +1,8 @@
 """Face detectors -> ncnn + a detector card that :class:`fastface.Detector` reads, gated by
 parity of every raw output tensor with the source framework.
 
-YuNet comes from ONNX (libfacedetection.train's ``yunet_n_640_640.onnx``); any detector given
+YuNet comes from ONNX (libfacedetection.train's ``yunet_s_dynamic.onnx``, any input size, or
+``yunet_n_640_640.onnx``, fixed); any detector given
 as a torch module (e.g. a PyTorch RetinaFace) goes through TorchScript, with the decoder's
 settings passed as card fields.
 """
@@ -11,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 
@@ -27,7 +29,7 @@ from ._common import (
 )
 from .errors import ExportError, ParityError, PnnxError
 from .faces import gate_images, load_photos
-from .parity import check_detector, onnx_reference, torch_reference
+from .parity import check_detector, merge_reports, onnx_reference, torch_reference
 from .pnnx_tool import OPTLEVEL, find_pnnx, macs_from_pnnx_param
 from .sources import OnnxSource, load_onnx, module_source
 
@@ -51,6 +53,12 @@ def kind_defaults(kind: str) -> dict:
     return {**base, **DETECTOR_KINDS.get(kind, {})}
 
 
+#: pnnx's two input shapes (width, height) for a detector with a dynamic input size (YuNet's
+#: ``yunet_*_dynamic.onnx``): the dimensions that differ stay dynamic in the ncnn graph.
+DYNAMIC_SHAPES = [(640, 640), (320, 320)]
+#: Sizes such a graph is gated at: the traced one, and one it was not traced at.
+DYNAMIC_GATE_SIZES = [(640, 640), (320, 256)]
+
 #: Synthetic images in a detector's gate when none are given.
 SYNTHETIC_IMAGES = 2
 
@@ -67,7 +75,10 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
     fields (normalization, ``input_size`` [w, h], ``output_order`` = source output names in the
     decoder's order, anchors, ...). ``output_names`` names a torch module's outputs in return
     order (ONNX files name their own). ``images``: photos (folder or list, letterboxed to the
-    input size) or a uint8 BGR (N, H, W, 3) array for the gate; default: synthetic ones.
+    input size) or a uint8 BGR (N, H, W, 3) array for the gate; default: synthetic ones. An ONNX
+    source whose height and width are symbolic converts, unless ``input_size`` is given, with
+    pnnx's two shapes ``DYNAMIC_SHAPES`` into a graph of any size (card ``input_size`` [0, 0]),
+    gated at ``DYNAMIC_GATE_SIZES``.
     """
     clock = Clock(log)
     precision = "fp16" if fp16 else "fp32"
@@ -90,13 +101,16 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
         import torch
     except ImportError:
         torch = None
+    dynamic = False
     if isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".onnx":
         src = load_onnx(source)
         names_in_order = src.output_names
         shape = src.input_shape
-        if input_size is None and "input_size" not in fields and len(shape) == 4 \
-                and all(isinstance(d, int) and d > 0 for d in shape[2:]):
-            input_size = [int(shape[3]), int(shape[2])]
+        if input_size is None and "input_size" not in fields and len(shape) == 4:
+            if all(isinstance(d, int) and d > 0 for d in shape[2:]):
+                input_size = [int(shape[3]), int(shape[2])]
+            else:  # height and width are symbolic: keep them so in the ncnn graph
+                dynamic, input_size = True, list(DYNAMIC_SHAPES[0])
     elif torch is not None and isinstance(source, torch.nn.Module):
         src = module_source(source, None, (1, 1))
         names_in_order = list(output_names) if output_names else None
@@ -108,14 +122,15 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
     if size is None:
         raise ExportError("say at which fixed size to convert the detector: input_size=[width, height]")
     width, height = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    fields["input_size"] = [width, height]
+    fields["input_size"] = [0, 0] if dynamic else [width, height]  # [0, 0]: any size (multiple of 32)
     is_onnx = isinstance(src, OnnxSource)
     name = check_name(name or (src.path.stem if is_onnx else kind))
     clock.lap("load")
 
     with Staging(out, name) as staging:
         shape = [1, 3, height, width]
-        converted = convert_onnx(src.path, shape, staging, fp16, optlevel) if is_onnx else \
+        shape2 = [1, 3, DYNAMIC_SHAPES[1][1], DYNAMIC_SHAPES[1][0]] if dynamic else None
+        converted = convert_onnx(src.path, shape, staging, fp16, optlevel, shape2) if is_onnx else \
             trace_and_convert(src.model, shape, staging, fp16, optlevel)
         inputs, outputs = converted_blobs(converted)
         count = len(outputs)
@@ -132,8 +147,6 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
         blobs = [by_index[names_in_order.index(n)] for n in order]
         clock.lap("convert", f"pnnx converted {name} ({precision} weights, optlevel {optlevel})")
 
-        pixels, image_names, image_set = gate_images(images, (width, height), num_images, SYNTHETIC_IMAGES,
-                                                     load_photos, "photos")
         out_card = {"name": name, "task": "detection", "kind": kind, "input": inputs[0], "outputs": blobs,
                     "source_outputs": order, **{k: v for k, v in fields.items() if k not in ("kind",)},
                     "precision": precision}
@@ -147,9 +160,19 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
             values = source_reference(x)
             return [values[i] for i in source_index]
 
-        report = check_detector(reference, converted.param, converted.bin, out_card, blobs, pixels, image_names,
-                                precision, image_set, source="onnxruntime" if is_onnx else "torch",
-                                output_names=order)
+        reports = []
+        # A dynamic graph is gated at a third size besides the traced one: any size must work.
+        for gate_size in (DYNAMIC_GATE_SIZES if dynamic else [(width, height)]):
+            pixels, image_names, image_set = gate_images(images, gate_size, num_images, SYNTHETIC_IMAGES,
+                                                         load_photos, "photos")
+            if dynamic:
+                image_names = [f"{n}@{gate_size[0]}x{gate_size[1]}" for n in image_names]
+                image_set = f"{image_set} at {gate_size[0]}x{gate_size[1]}"
+            gate_card = {**out_card, "input_size": list(gate_size)}
+            reports.append(check_detector(reference, converted.param, converted.bin, gate_card, blobs, pixels,
+                                          image_names, precision, image_set,
+                                          source="onnxruntime" if is_onnx else "torch", output_names=order))
+        report = merge_reports(reports)
         clock.lap("gate", f"parity gate {'passed' if report.passed else 'FAILED'}: min cosine {report.min_cosine:.8f}")
         if not report.passed and not allow_parity_failure:
             raise ParityError(report)
@@ -157,12 +180,23 @@ def export_detector(source, out, name: str | None = None, *, kind: str | None = 
 
         params = src.params if is_onnx else int(sum(p.numel() for p in src.model.parameters()))
         files = {".param": converted.param, ".bin": converted.bin}
-        out_card.update({"params": params, "macs": macs_from_pnnx_param(converted.pnnx_param.read_text()),
+        out_card.update({"params": params, **_macs(converted, src, shape, staging, optlevel, dynamic),
                          **provenance(src.info, fp16, optlevel), "parity": report.to_json(),
                          "files": file_hashes(files)})
         card_path = staging.install(files, out_card)
     clock.lap("install")
     return ExportResult(staging.final(".param"), staging.final(".bin"), card_path, out_card, report, clock.seconds)
+
+
+def _macs(converted, src, shape, staging: Staging, optlevel: int, dynamic: bool) -> dict:
+    """The card's MAC count. pnnx leaves a dynamic graph's sizes unknown, so such a graph is
+    counted on a second, fixed-size conversion at the traced size (``macs_input_size``)."""
+    if not dynamic:
+        return {"macs": macs_from_pnnx_param(converted.pnnx_param.read_text())}
+    folder = staging.dir / "fixed-size"
+    folder.mkdir()
+    fixed = convert_onnx(src.path, shape, SimpleNamespace(dir=folder), False, optlevel)
+    return {"macs": macs_from_pnnx_param(fixed.pnnx_param.read_text()), "macs_input_size": [shape[3], shape[2]]}
 
 
 def _check_decoder(converted, card: dict) -> None:

@@ -65,10 +65,12 @@ def image_files(folder) -> list[Path]:
 
 
 def _need_cv2():
+    from .._opencv import import_cv2
+
     try:
-        import cv2  # noqa: F401
-    except ImportError:
-        raise ExportError("reading parity images needs OpenCV: pip install opencv-python-headless") from None
+        import_cv2()
+    except ImportError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def load_faces(folder, size, limit: int | None = None) -> tuple[np.ndarray, list[str]]:

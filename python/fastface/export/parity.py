@@ -255,3 +255,21 @@ def check_detector(reference, param, bin, card: dict, blobs: Sequence[str], imag
         cos, finite, where, max_abs, rel = _compare(ref, got, list(output_names or blobs))
         runs.append(EngineRun(mode, cos, finite, max_abs, rel, worst_output=where))
     return ParityReport(precision, bound, face_set, list(names), runs, source, dim=int(ref[0].shape[1]))
+
+
+def merge_reports(reports: Sequence[ParityReport]) -> ParityReport:
+    """One report over the inputs of several (same precision, bound and engine modes), e.g. a
+    dynamic-size detector gated at two input sizes."""
+    if len(reports) == 1:
+        return reports[0]
+    first = reports[0]
+    runs = []
+    for k, run in enumerate(first.runs):
+        parts = [r.runs[k] for r in reports]
+        runs.append(EngineRun(run.mode, np.concatenate([p.cosine for p in parts]),
+                              np.concatenate([p.finite for p in parts]),
+                              max(p.max_abs_diff for p in parts), max(p.max_rel_diff for p in parts),
+                              [w for p in parts for w in p.worst_output],
+                              next((p.error for p in parts if p.error), None)))
+    return ParityReport(first.precision, first.bound, "; ".join(r.face_set for r in reports),
+                        [n for r in reports for n in r.names], runs, first.source, first.dim)

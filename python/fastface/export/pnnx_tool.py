@@ -58,15 +58,24 @@ class PnnxOutput:
     log: str
 
 
+def _shapes(input_shapes: Sequence[Sequence[int]]) -> str:
+    return ",".join("[" + ",".join(str(int(d)) for d in s) + "]" for s in input_shapes)
+
+
 def run_pnnx(model: Path, input_shapes: Sequence[Sequence[int]], workdir: Path, fp16: bool = False,
-             optlevel: int = OPTLEVEL, timeout: float = 3600) -> PnnxOutput:
-    """Convert ``model`` (TorchScript ``.pt`` or ``.onnx``) with pnnx into ``workdir``."""
+             optlevel: int = OPTLEVEL, timeout: float = 3600,
+             input_shapes2: Sequence[Sequence[int]] | None = None) -> PnnxOutput:
+    """Convert ``model`` (TorchScript ``.pt`` or ``.onnx``) with pnnx into ``workdir``.
+
+    ``input_shapes2``: a second set of shapes; pnnx then keeps the dimensions that differ
+    dynamic, so the ncnn graph runs at any input size (e.g. YuNet from its dynamic ONNX)."""
     exe = find_pnnx()
-    shapes = ",".join("[" + ",".join(str(int(d)) for d in s) + "]" for s in input_shapes)
+    shapes = _shapes(input_shapes)
     out = PnnxOutput(workdir / "model.ncnn.param", workdir / "model.ncnn.bin", workdir / "model.pnnx.param", "")
     # pnnx also writes its own weights, an ONNX copy and Python scripts: as big as the model
     # three times over and unused here, so they go to the null device (~40% faster on IResNets).
-    command = [exe, str(model), f"inputshape={shapes}", f"fp16={int(bool(fp16))}", f"optlevel={int(optlevel)}",
+    command = [exe, str(model), f"inputshape={shapes}",
+               *([f"inputshape2={_shapes(input_shapes2)}"] if input_shapes2 else []), f"fp16={int(bool(fp16))}", f"optlevel={int(optlevel)}",
                "device=cpu", f"ncnnparam={out.param}", f"ncnnbin={out.bin}", f"pnnxparam={out.pnnx_param}",
                *(f"{key}={os.devnull}" for key in ("ncnnpy", "pnnxbin", "pnnxpy", "pnnxonnx"))]
     try:
