@@ -58,8 +58,8 @@ def test_eval_card_option_and_face_rules(tmp_path):
     assert out.returncode == 0, out.stderr  # the shared model has no card beside it: --card gives one
     assert json.loads((tmp_path / "largest" / "mobilefacenet.json").read_text())["summary"]["subject"]["face"] == "largest"
     out = cli("eval", "--model", MOBILEFACENET / "mobilefacenet.param", "--card", card, "--pairs", DEEPFACE / "pairs.csv",
-              "--face", "score")
-    assert out.returncode == 2 and "give --detector too" in out.stderr
+              "--detector", "none", "--face", "score")
+    assert out.returncode == 2 and "not with --detector none" in out.stderr
 
 
 @needs_shared
