@@ -168,13 +168,14 @@ private:
 // Gallery rows per block: a block stays in cache while every query passes over it.
 constexpr std::size_t kBlockRows = 32;
 
-template <typename Collector>
+// Scores of rows [begin, end) against every query, one block at a time; the precision is a
+// template argument so the row loop carries no per-row dispatch.
+template <Precision P, typename Collector>
 void scan(const GalleryIndex& index, const unsigned char* rows, const float* scales, const RowKernels& k,
           const std::vector<float>& q, std::size_t nq, std::size_t begin, std::size_t end, bool by_label,
           float min_score, std::vector<Collector>& out) {
-    const std::size_t d = index.dim(), row_bytes = d * bytes_per_value(index.precision());
+    const std::size_t d = index.dim(), row_bytes = d * bytes_per_value(P);
     const std::int32_t* labels = index.labels();
-    const Precision precision = index.precision();
     for (std::size_t block = begin; block < end; block += kBlockRows) {
         const std::size_t block_end = std::min(end, block + kBlockRows);
         for (std::size_t i = 0; i < nq; ++i) {
@@ -183,11 +184,12 @@ void scan(const GalleryIndex& index, const unsigned char* rows, const float* sca
             for (std::size_t r = block; r < block_end; ++r) {
                 const unsigned char* row = rows + r * row_bytes;
                 float score;
-                switch (precision) {
-                    case Precision::Float32: score = k.f32(query, reinterpret_cast<const float*>(row), d); break;
-                    case Precision::Float16: score = k.f16(query, reinterpret_cast<const std::uint16_t*>(row), d); break;
-                    default: score = k.i8(query, reinterpret_cast<const std::int8_t*>(row), d) * scales[r]; break;
-                }
+                if (P == Precision::Float32)
+                    score = k.f32(query, reinterpret_cast<const float*>(row), d);
+                else if (P == Precision::Float16)
+                    score = k.f16(query, reinterpret_cast<const std::uint16_t*>(row), d);
+                else
+                    score = k.i8(query, reinterpret_cast<const std::int8_t*>(row), d) * scales[r];
                 if (score >= min_score) collector.offer(score, by_label ? labels[r] : static_cast<std::int64_t>(r));
             }
         }
@@ -202,7 +204,18 @@ std::vector<std::vector<Hit>> run_search(const GalleryIndex& index, const unsign
     for (auto& collectors : per_worker)
         for (std::size_t i = 0; i < nq; ++i) collectors.push_back(make());
     detail::parallel_chunks(index.size(), workers, [&](std::size_t begin, std::size_t end, int worker) {
-        scan(index, rows, scales, k, q, nq, begin, end, by_label, min_score, per_worker[static_cast<std::size_t>(worker)]);
+        std::vector<Collector>& mine = per_worker[static_cast<std::size_t>(worker)];
+        switch (index.precision()) {
+            case Precision::Float32:
+                scan<Precision::Float32>(index, rows, scales, k, q, nq, begin, end, by_label, min_score, mine);
+                break;
+            case Precision::Float16:
+                scan<Precision::Float16>(index, rows, scales, k, q, nq, begin, end, by_label, min_score, mine);
+                break;
+            case Precision::Int8:
+                scan<Precision::Int8>(index, rows, scales, k, q, nq, begin, end, by_label, min_score, mine);
+                break;
+        }
     });
     std::vector<std::vector<Hit>> merged(nq);
     for (std::size_t i = 0; i < nq; ++i)

@@ -41,7 +41,7 @@ SCHEMA_VERSION = 2
 DTYPES = ("float32", "float16", "int8")
 _NUMPY_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_READ_CHUNK = 16384  # rows per fetch when loading: bounds the transient Python objects
+_READ_CHUNK = 1024  # rows per fetch when loading: keeps the transient Python objects under 1 MB
 _MAX_LABEL = 2**31 - 1  # identity ids are the C++ index's int32 labels
 
 # Version 1 (read only): magic | u32 version | u32 dtype (0 fp32, 1 fp16) | u32 dim | u64 count
@@ -95,6 +95,9 @@ def _connect(target, durable: bool) -> sqlite3.Connection:
     # waits up to a minute for another process's transaction instead of failing.
     conn = sqlite3.connect(str(target), timeout=60.0, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    # A small page cache: reads are sequential scans into the C++ matrix, writes touch few pages,
+    # and on a board every MB counts (SQLite's default is 2 MB).
+    conn.execute("PRAGMA cache_size=-512")
     return conn
 
 
