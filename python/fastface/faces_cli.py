@@ -148,7 +148,7 @@ def enroll_run(args) -> int:
     photos = [(person.name, p) for person in people for p in sorted(person.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     enrolled, already, skipped = 0, 0, []
     for name, photo in _progress(photos, "enrolling"):
-        source = str(photo.resolve())
+        source = os.path.abspath(photo)  # the path as given (a symlink is its own photo)
         data = photo.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if known.get(source) == digest:

@@ -210,8 +210,9 @@ class Gallery:
     @classmethod
     def open(cls, path, dim: int | None = None, dtype: str | None = None, *, durable: bool = True) -> "Gallery":
         """Open the gallery file at ``path``, creating it (with ``dim`` and ``dtype``, default
-        float32) if it does not exist; a ``dim`` or ``dtype`` given must match an existing file. ``durable=False`` commits without waiting for the disk (a power cut may lose
-        the last transactions, a crash cannot; the file never corrupts either way)."""
+        float32) if it does not exist; a ``dim`` or ``dtype`` given must match an existing file.
+        ``durable=False`` commits without waiting for the disk (a power cut may lose the last
+        transactions, a crash cannot; the file never corrupts either way)."""
         path = Path(path)
         if not path.exists():
             if dim is None:
