@@ -4,8 +4,10 @@
     index = FaissGallery(gallery, "HNSW32", ef_search=128)   # or "Flat", "IVF4096,Flat" + nprobe
     index.search(query, k=5)                                  # [(name, score), ...] like Gallery.search
 
-The index is built once from a snapshot of the gallery (rows decoded to float32, inner product
-on unit vectors = cosine); rebuild it after the gallery changes. Exact search (``"Flat"``) needs
+The index is built once from a snapshot of the gallery (rows decoded to float32); rebuild it
+after the gallery changes. Rows and queries are unit vectors, so it ranks by L2 distance (the
+same order as cosine, and what HNSW graphs are built for — inner-product HNSW recalls far
+less) and reports cosine = 1 - d^2 / 2. Exact search (``"Flat"``) needs
 no faiss: fastface's own kernels are faster there. Approximate indexes trade recall for speed;
 ``bench/bench_faiss.py`` measures both.
 """
@@ -48,7 +50,7 @@ class FaissGallery:
             n = len(index_rows)
             self._labels = index_rows.labels
             try:
-                self.index = faiss.index_factory(gallery.dim, factory, faiss.METRIC_INNER_PRODUCT)
+                self.index = faiss.index_factory(gallery.dim, factory, faiss.METRIC_L2)
             except RuntimeError as exc:
                 raise GalleryError(f"faiss cannot build {factory!r}: {exc}") from None
             if not self.index.is_trained:
@@ -83,8 +85,8 @@ class FaissGallery:
         norms = np.linalg.norm(q, axis=1, keepdims=True)
         if not np.all(np.isfinite(q)) or np.any(norms == 0):
             raise GalleryError("queries must be finite and non-zero")
-        scores, rows = self.index.search(q / norms, k)
-        return rows, scores
+        distances, rows = self.index.search(q / norms, k)
+        return rows, 1 - distances / 2
 
     def search(self, query, k: int = 5, threshold: float | None = None):
         """Like Gallery.search (the best row per identity), through the faiss index."""
