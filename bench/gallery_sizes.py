@@ -9,8 +9,10 @@ DIM = 128
 
 
 def report(title: str, lines: list[str]) -> None:
-    """Figures go to stdout (pytest -s shows them) and to bench-gallery.txt in the working folder."""
+    """Figures go to stdout (pytest -s shows them) and, when FASTFACE_BENCH_REPORT names a file,
+    are appended there."""
     text = "\n".join([f"== {title} (rows {ROWS}, dim {DIM})", *lines]) + "\n"
     print("\n" + text)
-    with open("bench-gallery.txt", "a") as f:
-        f.write(text)
+    if os.environ.get("FASTFACE_BENCH_REPORT"):
+        with open(os.environ["FASTFACE_BENCH_REPORT"], "a") as f:
+            f.write(text)
