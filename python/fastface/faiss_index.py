@@ -31,6 +31,12 @@ def _faiss():
     return faiss
 
 
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """Decoded float16/int8 rows are unit length only to their precision; L2 ranking equals cosine
+    ranking for exactly unit rows."""
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
 class FaissGallery:
     """``factory``: a faiss index_factory string ("Flat", "IVF<lists>,Flat", "HNSW<M>", ...).
     ``nprobe`` (IVF) and ``ef_search`` (HNSW) set the recall/speed trade-off; ``train_rows``
@@ -57,9 +63,9 @@ class FaissGallery:
                 if n == 0:
                     raise GalleryError(f"{factory!r} needs training rows, and the gallery is empty")
                 picked = np.sort(np.random.default_rng(seed).choice(n, size=min(n, train_rows), replace=False))
-                self.index.train(self._gather(index_rows, picked))
+                self.index.train(_unit(self._gather(index_rows, picked)))
             for first in range(0, n, _CHUNK):
-                self.index.add(index_rows.decode(first, min(_CHUNK, n - first)))
+                self.index.add(_unit(index_rows.decode(first, min(_CHUNK, n - first))))
         if nprobe is not None:
             faiss.ParameterSpace().set_index_parameter(self.index, "nprobe", nprobe)
         if ef_search is not None:
