@@ -5,6 +5,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -262,6 +264,91 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(index, score);
     }, py::arg("queries"), py::arg("gallery"), py::arg("k"), py::arg("threads") = 0, py::arg("unit_rows") = false,
        py::arg("isa") = "");
+
+    // Gallery rows in their stored precision (fastface.Gallery keeps one per gallery).
+    py::class_<GalleryIndex>(m, "GalleryIndex", "Embeddings in float32/float16/int8 with a label each, searched by cosine.")
+        .def(py::init([](std::size_t dim, const std::string& precision) {
+            return std::make_unique<GalleryIndex>(dim, precision_from_name(precision));
+        }), py::arg("dim"), py::arg("precision"))
+        .def_static("encode", [](const FloatMatrix& rows, const std::string& precision) {
+            std::size_t dim = 0;
+            const std::size_t n = rows_of(rows, "rows", dim);
+            const Precision p = precision_from_name(precision);
+            py::array encoded(py::dtype(precision), std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(dim)});
+            py::array_t<float> scales(n);
+            void* out = encoded.mutable_data();
+            float* scale_out = scales.mutable_data();
+            {
+                py::gil_scoped_release release;
+                GalleryIndex::encode(p, rows.data(), n, dim, out, scale_out);
+            }
+            return py::make_tuple(encoded, scales);
+        }, py::arg("rows"), py::arg("precision"),
+           "Normalize (N, D) float rows and convert them: (rows in the precision's dtype, (N,) float32 scales).")
+        .def("add_encoded", [](GalleryIndex& self, const py::array& rows, const py::object& scales,
+                               const py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>& labels) {
+            const char* name = precision_name(self.precision());
+            if (std::string(py::str(rows.dtype())) != name || rows.ndim() != 2 || static_cast<std::size_t>(rows.shape(1)) != self.dim())
+                throw Error(ErrorCode::InvalidArgument, "rows must be (N, " + std::to_string(self.dim()) + ") " + name);
+            if (!(rows.flags() & py::array::c_style)) throw Error(ErrorCode::InvalidArgument, "rows must be C-contiguous");
+            const std::size_t n = static_cast<std::size_t>(rows.shape(0));
+            if (labels.ndim() != 1 || static_cast<std::size_t>(labels.shape(0)) != n)
+                throw Error(ErrorCode::InvalidArgument, "labels must have one entry per row");
+            std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> scale_array;
+            if (!scales.is_none()) {
+                scale_array = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(scales);
+                if (!*scale_array || scale_array->ndim() != 1 || static_cast<std::size_t>(scale_array->shape(0)) != n)
+                    throw Error(ErrorCode::InvalidArgument, "scales must have one entry per row");
+            }
+            self.add_encoded(rows.data(), scale_array ? scale_array->data() : nullptr, n, labels.data());
+        }, py::arg("rows"), py::arg("scales"), py::arg("labels"))
+        .def("remove_label", &GalleryIndex::remove_label, py::arg("label"))
+        .def("reserve", &GalleryIndex::reserve, py::arg("rows"))
+        .def("clear", &GalleryIndex::clear)
+        .def("decode", [](const GalleryIndex& self, std::size_t first, std::size_t count) {
+            py::array_t<float> out({count, self.dim()});
+            float* dst = out.mutable_data();
+            py::gil_scoped_release release;
+            self.decode(first, count, dst);
+            return out;
+        }, py::arg("first"), py::arg("count"), "Rows [first, first + count) as (count, D) float32.")
+        .def("__len__", &GalleryIndex::size)
+        .def_property_readonly("dim", &GalleryIndex::dim)
+        .def_property_readonly("capacity", &GalleryIndex::capacity)
+        .def_property_readonly("precision", [](const GalleryIndex& self) { return std::string(precision_name(self.precision())); })
+        .def_property_readonly("labels", [](const GalleryIndex& self) {
+            py::array_t<std::int32_t> out(self.size());
+            std::copy(self.labels(), self.labels() + self.size(), out.mutable_data());
+            return out;
+        })
+        .def("search", [](const GalleryIndex& self, const FloatMatrix& queries, std::size_t k, bool by_label,
+                          float min_score, int threads, const std::string& isa) {
+            std::size_t dim = 0;
+            const std::size_t nq = rows_of(queries, "queries", dim);
+            if (dim != self.dim())
+                throw Error(ErrorCode::InvalidArgument, "queries have dimension " + std::to_string(dim) + ", the gallery " +
+                                                            std::to_string(self.dim()));
+            const Isa which = isa.empty() ? best_isa() : isa_from_name(isa);
+            std::vector<std::vector<Hit>> hits;
+            {
+                py::gil_scoped_release release;
+                hits = self.search(queries.data(), nq, k, by_label, min_score, threads, which);
+            }
+            py::list out;
+            for (const std::vector<Hit>& list : hits) {
+                py::array_t<std::int64_t> ids(list.size());
+                py::array_t<float> scores(list.size());
+                for (std::size_t j = 0; j < list.size(); ++j) {
+                    ids.mutable_data()[j] = list[j].id;
+                    scores.mutable_data()[j] = list[j].score;
+                }
+                out.append(py::make_tuple(ids, scores));
+            }
+            return out;
+        }, py::arg("queries"), py::arg("k"), py::arg("by_label") = true,
+           py::arg("min_score") = -std::numeric_limits<float>::infinity(), py::arg("threads") = 0, py::arg("isa") = "",
+           "Per query (ids, scores), best first: top k (0: no limit) with score >= min_score; ids are labels "
+           "(best row per label) or row indices.");
 
     py::class_<Embedder>(m, "Embedder", "An ncnn face-embedding model (see fastface.Embedder for the friendly API).")
         .def(py::init([](py::object param, py::object bin, const std::string& input, const std::string& output,

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "export": ("fastface.export.cli", "", "convert a model to ncnn via pnnx, proven by a parity gate (needs [export])"),
     "models": ("fastface.models_cli", "", "list, pull, verify and remove known models by name (ncnn on arrival)"),
     "watch": ("fastface.watch_cli", "", "track and name faces in a camera or video: events, fps, per-stage ms"),
+    "gallery": ("fastface.gallery_cli", "", "list (ls), remove (rm NAME) or describe (stats) a gallery's identities"),
 }
 
 

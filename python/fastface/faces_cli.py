@@ -7,6 +7,7 @@ without them, the bundled models (dlib's ResNet recognizer and the bundled YuNet
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -62,8 +63,8 @@ def _analyzer(args) -> FaceAnalyzer:
     return FaceAnalyzer(detector, Embedder(model, card=args.card, threads=args.threads))
 
 
-def _main_face(analyzer: FaceAnalyzer, path) -> tuple[np.ndarray, Face | None]:
-    image = read_image(path)
+def _main_face(analyzer: FaceAnalyzer, path_or_image) -> tuple[np.ndarray, Face | None]:
+    image = read_image(path_or_image) if not isinstance(path_or_image, np.ndarray) else path_or_image
     faces = analyzer.analyze(image)
     # The largest face is the subject; the others are bystanders.
     main = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]), default=None)
@@ -87,11 +88,20 @@ def annotate(image: np.ndarray, faces: list[Face], labels: list[str], path) -> N
 
 
 def _progress(items, description):
+    """A progress bar on stderr: tqdm's when installed, else a one-line counter."""
     try:
         from tqdm import tqdm
     except ImportError:
-        return items
+        return _counter(items, description)
     return tqdm(items, desc=description, unit="image", file=sys.stderr)
+
+
+def _counter(items, description):
+    total = len(items)
+    for done, item in enumerate(items):
+        print(f"\r{description}: {done}/{total} images", end="", file=sys.stderr, flush=True)
+        yield item
+    print(f"\r{description}: {total}/{total} images", file=sys.stderr, flush=True)
 
 
 def _emit(args, result: dict, text: str) -> None:
@@ -122,38 +132,53 @@ def verify_run(args) -> int:
 
 
 def enroll_add_arguments(parser) -> None:
-    parser.add_argument("gallery", help="gallery file (created if missing, else extended)")
+    parser.add_argument("gallery", help="gallery file: created if missing, else extended (a version-1 file is "
+                                        "converted first, the original kept as GALLERY.v1)")
     parser.add_argument("folder", help="one sub-folder per identity, holding that person's photos "
                                        "(the largest face of each photo is enrolled)")
-    parser.add_argument("--dtype", choices=["float32", "float16"], default="float32")
+    parser.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32",
+                        help="precision of a new gallery (default float32)")
     _add_model_arguments(parser)
 
 
 def enroll_run(args) -> int:
+    """Each photo is one transaction, so an interrupted run keeps what it enrolled; a re-run skips
+    photos already enrolled (same path, same content) and replaces those whose content changed."""
     folder = Path(args.folder)
     people = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if not people:
         raise ValueError(f"{folder} has no identity sub-folders")
     analyzer = _analyzer(args)
     gallery_path = Path(args.gallery)
-    gallery = Gallery.load(gallery_path) if gallery_path.exists() else Gallery(analyzer.embedder.dim, args.dtype)
+    upgraded = Gallery.upgrade(gallery_path) if gallery_path.exists() else None
+    gallery = Gallery.open(gallery_path, dim=analyzer.embedder.dim, dtype=None if gallery_path.exists() else args.dtype)
+    known = gallery.sources()
     photos = [(person.name, p) for person in people for p in sorted(person.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-    enrolled, skipped = 0, []
+    enrolled, already, skipped = 0, 0, []
     for name, photo in _progress(photos, "enrolling"):
-        try:
-            _, face = _main_face(analyzer, photo)
-        except ValueError:
-            face = None
+        source = os.path.abspath(photo)  # the path as given (a symlink is its own photo)
+        data = photo.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if known.get(source) == digest:
+            already += 1
+            continue
+        image = _cv2().imdecode(np.frombuffer(data, np.uint8), 1)
+        face = _main_face(analyzer, image)[1] if image is not None else None
         if face is None:
             skipped.append(str(photo))
             continue
-        gallery.add(name, face.embedding)
+        with gallery.transaction():  # a changed photo's old embedding goes in the same transaction
+            if source in known:
+                gallery.remove_source(source)
+            gallery.add(name, face.embedding, metadata={"photo": str(photo)}, source=source, source_sha256=digest)
         enrolled += 1
-    gallery.save(gallery_path)
-    _emit(args, {"gallery": str(gallery_path), "enrolled": enrolled, "identities": len(gallery.names),
-                 "skipped": skipped},
-          f"enrolled {enrolled} faces of {len(gallery.names)} identities into {gallery_path}"
-          + (f"; skipped {len(skipped)} images without a readable face" if skipped else ""))
+    identities = len(gallery.names)
+    _emit(args, {"gallery": str(gallery_path), "enrolled": enrolled, "already_enrolled": already,
+                 "identities": identities, "skipped": skipped, "upgraded_from": str(upgraded) if upgraded else None},
+          f"enrolled {enrolled} faces of {identities} identities into {gallery_path}"
+          + (f"; {already} photos were already enrolled" if already else "")
+          + (f"; skipped {len(skipped)} images without a readable face" if skipped else "")
+          + (f"; converted the version-1 file (original kept as {upgraded})" if upgraded else ""))
     return 0
 
 

@@ -5,6 +5,7 @@
 #include "fastface/detector.h"
 #include "fastface/embedder.h"
 #include "fastface/error.h"
+#include "fastface/gallery_index.h"
 #include "fastface/image.h"
 #include "fastface/match.h"
 #include "fastface/simd.h"

@@ -140,5 +140,23 @@ float dot_norm_sse2(const float* a, const float* b, std::size_t d, float* b_squa
 float dot_norm_avx2(const float* a, const float* b, std::size_t d, float* b_squared);
 float dot_norm_neon(const float* a, const float* b, std::size_t d, float* b_squared);
 
+// A float query against a row stored in IEEE binary16 (gallery rows kept in float16): converted
+// in registers, accumulated in float. F16C needs AVX2 + FMA + F16C; the NEON one converts with
+// vcvt where the target has it (aarch64, armv7 with an fp16 format) and is the scalar kernel
+// elsewhere.
+float dot_f16_scalar(const float* q, const std::uint16_t* row, std::size_t d);
+float dot_f16_f16c(const float* q, const std::uint16_t* row, std::size_t d);
+float dot_f16_neon(const float* q, const std::uint16_t* row, std::size_t d);
+
+// A float query against an int8 row: sum q[i] * row[i], before the row's scale.
+float dot_i8_scalar(const float* q, const std::int8_t* row, std::size_t d);
+float dot_i8_avx2(const float* q, const std::int8_t* row, std::size_t d);
+float dot_i8_neon(const float* q, const std::int8_t* row, std::size_t d);
+
+// IEEE binary16 <-> float, exact (half -> float) and round-to-nearest-even (float -> half),
+// subnormals, infinities and NaN included: the reference the vector conversions must match.
+float half_to_float(std::uint16_t h);
+std::uint16_t float_to_half(float f);
+
 }  // namespace kernels
 }  // namespace fastface
