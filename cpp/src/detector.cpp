@@ -60,7 +60,9 @@ Face centred_face(float cx, float cy, float w, float h, float score) {
     return f;
 }
 
-float iou(const Face& a, const Face& b) {
+}  // namespace
+
+float box_iou(const Face& a, const Face& b) {
     const float iw = std::min(a.x2, b.x2) - std::max(a.x1, b.x1), ih = std::min(a.y2, b.y2) - std::max(a.y1, b.y1);
     if (iw <= 0 || ih <= 0) return 0.f;
     const float inter = iw * ih;
@@ -68,13 +70,11 @@ float iou(const Face& a, const Face& b) {
     return uni > 0 ? inter / uni : 0.f;
 }
 
-}  // namespace
-
 std::vector<Face> non_max_suppression(const std::vector<Face>& sorted, float iou_threshold) {
     std::vector<Face> kept;
     for (const Face& f : sorted) {
         bool keep = true;
-        for (const Face& k : kept) keep = keep && iou(f, k) <= iou_threshold;
+        for (const Face& k : kept) keep = keep && box_iou(f, k) <= iou_threshold;
         if (keep) kept.push_back(f);
     }
     return kept;

@@ -50,15 +50,6 @@ bool finite_face(const Face& f) {
 
 }  // namespace
 
-// The same IoU as the detector's NMS (detector.cpp keeps a private copy).
-float box_iou(const Face& a, const Face& b) {
-    const float iw = std::min(a.x2, b.x2) - std::max(a.x1, b.x1), ih = std::min(a.y2, b.y2) - std::max(a.y1, b.y1);
-    if (iw <= 0 || ih <= 0) return 0.f;
-    const float inter = iw * ih;
-    const float uni = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter;
-    return uni > 0 ? inter / uni : 0.f;
-}
-
 float face_frontality(const std::array<Point2f, 5>& lm) {
     const Point2f left_eye = lm[0], right_eye = lm[1];
     const float ex = right_eye.x - left_eye.x, ey = right_eye.y - left_eye.y;

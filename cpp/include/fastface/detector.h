@@ -81,6 +81,9 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// Intersection over union of two boxes (0 when they do not overlap).
+float box_iou(const Face& a, const Face& b);
+
 // Greedy non-maximum suppression on faces sorted by score (best first).
 std::vector<Face> non_max_suppression(const std::vector<Face>& sorted, float iou_threshold);
 

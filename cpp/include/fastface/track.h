@@ -22,9 +22,6 @@
 
 namespace fastface {
 
-// Intersection over union of two face boxes.
-float box_iou(const Face& a, const Face& b);
-
 // How frontal a face looks from its 5 landmarks, in [0, 1] (1 = frontal). The landmarks are
 // first rotated so the eyes are level (in-plane roll does not matter: alignment undoes it);
 // then yaw symmetry = min(l, r) / max(l, r), with l and r the horizontal distances from the

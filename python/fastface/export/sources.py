@@ -9,18 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..download import sha256_file
 from .errors import ExportError, StateDictMismatch
 
 #: Inputs of the training backbones: RGB, (x - 127.5) / 127.5.
 TRAIN_NORMALIZATION = {"channel_order": "RGB", "mean": 127.5, "scale": 1 / 127.5}
 
-
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_state(state: dict) -> str:
