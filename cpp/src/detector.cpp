@@ -258,6 +258,8 @@ void check_config(const DetectorConfig& c) {
     if (c.input_width < 0 || c.input_height < 0 || (c.input_width > 0) != (c.input_height > 0))
         throw Error(ErrorCode::InvalidArgument, "input size must be both positive or both 0");
     if (c.max_side < 0) throw Error(ErrorCode::InvalidArgument, "max_side must be >= 0");
+    if (c.input_width > kMaxInputSide || c.input_height > kMaxInputSide || c.max_side > kMaxInputSide)
+        throw Error(ErrorCode::InvalidArgument, "input size and max_side may not exceed " + std::to_string(kMaxInputSide));
     if (!(c.score_threshold >= 0.f && c.score_threshold <= 1.f))
         throw Error(ErrorCode::InvalidArgument, "score threshold must be in [0, 1]");
     if (!(c.nms_threshold >= 0.f && c.nms_threshold <= 1.f))

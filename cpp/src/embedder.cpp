@@ -53,6 +53,10 @@ struct Embedder::Impl {
 
 std::unique_ptr<Embedder::Impl> Embedder::Impl::create(const ModelCard& card, const EmbedderOptions& options) {
     if (card.width <= 0 || card.height <= 0) throw Error(ErrorCode::InvalidArgument, "model input size must be positive");
+    if (card.width > kMaxInputSide || card.height > kMaxInputSide)
+        throw Error(ErrorCode::InvalidArgument, "model input size " + std::to_string(card.width) + "x" +
+                                                    std::to_string(card.height) + " exceeds " +
+                                                    std::to_string(kMaxInputSide) + " pixels a side");
     if (card.dim < 0) throw Error(ErrorCode::InvalidArgument, "embedding dimension must be >= 0");
     auto impl = std::make_unique<Embedder::Impl>(options);
     impl->card = card;

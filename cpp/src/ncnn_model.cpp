@@ -14,18 +14,20 @@ namespace fastface {
 namespace {
 
 // Serves weights from memory with bounds checks, so a truncated .bin fails cleanly instead of
-// reading past the buffer (ncnn's own memory reader trusts the length). Tracks what was used.
+// reading past the buffer (ncnn's own memory reader trusts the length). A request beyond the
+// end throws before ncnn allocates for it: when reference() fails, ncnn allocates the size the
+// .param asked for and only then reads, so a mutated weight size would allocate gigabytes.
 class BoundedReader : public ncnn::DataReader {
 public:
     BoundedReader(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
     std::size_t read(void* buf, std::size_t size) const override {
-        const std::size_t n = std::min(size, size_ - pos_);
-        std::memcpy(buf, data_ + pos_, n);
-        pos_ += n;
-        return n;
+        check(size);
+        std::memcpy(buf, data_ + pos_, size);
+        pos_ += size;
+        return size;
     }
     std::size_t reference(std::size_t size, const void** buf) const override {
-        if (size > size_ - pos_) return 0;  // ncnn then falls back to read(), which reports the shortfall
+        check(size);
         *buf = data_ + pos_;
         pos_ += size;
         return size;
@@ -33,19 +35,51 @@ public:
     std::size_t consumed() const { return pos_; }
 
 private:
+    void check(std::size_t size) const {
+        if (size > size_ - pos_)
+            throw Error(ErrorCode::ModelFormat, "weights are truncated or do not match the param file: a layer asks for " +
+                                                    std::to_string(size) + " bytes at offset " + std::to_string(pos_) +
+                                                    ", the weights have " + std::to_string(size_) + " bytes");
+    }
     const std::uint8_t* data_;
     std::size_t size_;
     mutable std::size_t pos_ = 0;
 };
 
-// Zero weights of whatever size the graph asks for (ncnn's benchmark does the same).
+// Zero weights of whatever size the graph asks for (ncnn's benchmark does the same), up to
+// kMaxZeroWeightBytes in all: the largest face models need a few hundred MB.
+constexpr std::size_t kMaxZeroWeightBytes = std::size_t(1) << 30;
 class ZeroReader : public ncnn::DataReader {
 public:
     std::size_t read(void* buf, std::size_t size) const override {
+        reserve(size);
         std::memset(buf, 0, size);
         return size;
     }
+    std::size_t reference(std::size_t size, const void**) const override {
+        // Checked here too: ncnn allocates the requested size before it calls read().
+        if (size > kMaxZeroWeightBytes - total_) reserve(size);
+        return 0;
+    }
+
+private:
+    void reserve(std::size_t size) const {
+        if (size > kMaxZeroWeightBytes - total_)
+            throw Error(ErrorCode::ModelFormat, "the param file asks for more than 1 GiB of weights");
+        total_ += size;
+    }
+    mutable std::size_t total_ = 0;
 };
+
+// Inference buffers (blobs and workspace) for a model whose shapes come from a file: one
+// allocation is capped, so a .param asking for a huge blob fails in ncnn (which checks for
+// an empty Mat) instead of exhausting memory. Stateless, so one serves every net and thread.
+class CappedAllocator : public ncnn::Allocator {
+public:
+    void* fastMalloc(size_t size) override { return size > kMaxBlobBytes ? nullptr : ncnn::fastMalloc(size); }
+    void fastFree(void* ptr) override { ncnn::fastFree(ptr); }
+};
+CappedAllocator capped_allocator;
 
 }  // namespace
 
@@ -72,6 +106,8 @@ NcnnModel::NcnnModel(const EmbedderOptions& options) {
     opt.use_fp16_storage = options.fp16;
     opt.use_fp16_arithmetic = options.fp16;
     opt.use_bf16_storage = false;
+    opt.blob_allocator = &capped_allocator;
+    opt.workspace_allocator = &capped_allocator;
 }
 
 void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* new_weights) {

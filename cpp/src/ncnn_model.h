@@ -10,6 +10,11 @@
 
 namespace fastface {
 
+// Caps on what a model file or card may ask for, checked before allocating: one inference
+// buffer (a 4096x4096x16 float blob is 1 GiB), the side of a model's input.
+constexpr std::size_t kMaxBlobBytes = std::size_t(1) << 30;
+constexpr int kMaxInputSide = 4096;
+
 struct NcnnModel {
     ncnn::Net net;
     std::vector<std::uint8_t> weights;  // ncnn may reference weights in place: keep them alive
