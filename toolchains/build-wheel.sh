@@ -55,3 +55,24 @@ python3 -m pip wheel . --no-deps --no-build-isolation -w "$build/dist" \
   -C cmake.define.Python_INCLUDE_DIR="$sysroot/usr/include/python3.11" \
   -C cmake.define.Python3_INCLUDE_DIR="$sysroot/usr/include/python3.11"
 { set +x; } 2>/dev/null
+wheel="$(ls "$build"/dist/fastface-*.whl)"
+# The platform tag: the oldest manylinux that auditwheel finds the wheel consistent with.
+if python3 -m auditwheel --version >/dev/null 2>&1; then
+  python3 -m auditwheel show "$wheel"
+  python3 -m auditwheel repair --plat "manylinux_2_36_$target" --only-plat -w "$build/repaired" "$wheel"
+  wheel="$(ls "$build"/repaired/fastface-*.whl)"
+fi
+mkdir -p dist
+cp "$wheel" dist/
+wheel="dist/$(basename "$wheel")"
+echo "fastface: $wheel built in $(( $(date +%s) - start ))s"
+
+if [ "$run_tests" = 1 ]; then
+  # The arm64 pip installs it (so the tag must suit an arm64 Python 3.11 with glibc 2.36),
+  # then pytest runs under qemu with Debian's arm64 numpy and OpenCV's aarch64 wheel.
+  site="$build/site"
+  rm -rf "$site"
+  "$sysroot/usr/bin/python3" -m pip install -q --no-deps --no-index --no-compile --target "$site" "$wheel"
+  FASTFACE_TEST_RUNTIME_ONLY=1 FASTFACE_STRESS_CALLS="${FASTFACE_STRESS_CALLS:-50}" PYTHONPATH="$root/$site" \
+    "$sysroot/usr/bin/python3" -m pytest -p no:cacheprovider "$@"
+fi

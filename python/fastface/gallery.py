@@ -155,6 +155,11 @@ class Gallery:
             raise GalleryError(f"{path} is malformed: {exc}") from None
         if offset + vectors.nbytes + 32 != len(data):
             raise GalleryError(f"{path} is malformed: sizes do not add up")
+        # Rows are saved L2-normalized; anything else (NaN, inf, huge values) is corruption
+        # that would otherwise surface as a failed search later.
+        norms = np.linalg.norm(vectors.reshape(count, dim).astype(np.float64), axis=1)
+        if not np.all(np.abs(norms - 1) < 1e-2):
+            raise GalleryError(f"{path} holds embeddings that are not unit length (NaN, infinite or corrupt)")
         gallery = cls(dim, "float16" if dtype_code == 1 else "float32")
         gallery._names = names
         gallery._vectors = vectors.reshape(count, dim).astype(gallery._vectors.dtype)
