@@ -3,25 +3,23 @@
 #
 #   toolchains/build-wheel.sh aarch64 [--test [pytest arguments]]
 #
-# Output: dist/fastface-<version>-cp311-cp311-manylinux_2_36_aarch64.whl, for Python 3.11 on a
-# 64-bit board OS with glibc >= 2.36 (Raspberry Pi OS / Debian bookworm, Ubuntu 24.04; Jetson
-# L4T 36 is Ubuntu 22.04, glibc 2.35: build there with pip install . instead).
+# Output: dist/fastface-<version>-cp311-cp311-manylinux_2_34_aarch64.whl, for Python 3.11 on a
+# 64-bit board OS with glibc >= 2.34 (Raspberry Pi OS / Debian 12, Ubuntu 22.04 and later).
 # Install it on the board with: pip install fastface-*.whl (numpy comes from pip or python3-numpy).
 #
 # How: scikit-build-core with toolchains/aarch64-linux-gnu.cmake, Python headers from an arm64
 # Python 3.11 root assembled from Debian's packages (toolchains/python-sysroot.sh, cached in
 # ~/.cache/fastface), and the cross-built ncnn that toolchains/cross-build.sh caches there too.
-# The tag: the wheel links only glibc, libstdc++ and libgcc_s, which every manylinux policy
-# allows; glibc symbol versions (2.34+ after the pthread merge into libc) and GLIBCXX_3.4.30
-# (GCC 12) place it at manylinux_2_36, the glibc of the Debian root it is built against;
-# auditwheel (pip install auditwheel) checks that claim when installed.
+# The tag: auditwheel repair grafts libgomp (ncnn's OpenMP runtime, which manylinux does not
+# allow to assume) into the wheel and tags it with the oldest manylinux its glibc symbol
+# versions allow (2.34, from GCC 12 / glibc 2.36's pthread symbols), checked by auditwheel.
 #
 # --test: installs the wheel with the arm64 pip into build/wheel-aarch64/site and runs the test
 # suite under qemu-aarch64 in runtime-only mode (FASTFACE_TEST_RUNTIME_ONLY=1, tests/conftest.py):
 # numpy, OpenCV and the wheel only; tests needing torch, pnnx, ncnn-python etc. skip, naming it.
-# Needs: g++-aarch64-linux-gnu, qemu-user, python3.11 with pip, scikit-build-core and pybind11
-# on the host (the build runs unisolated, so it needs no index), Debian with the arm64
-# architecture added (.ci/run does it).
+# Needs: g++-aarch64-linux-gnu, qemu-user, python3.11 with pip, scikit-build-core, pybind11,
+# auditwheel and patchelf on the host (the build runs unisolated, so it needs no index), Debian
+# with the arm64 architecture added (.ci/run does both).
 set -euo pipefail
 
 target="${1:-}"
@@ -43,7 +41,7 @@ fi
 sysroot="$(toolchains/python-sysroot.sh "$arch")"
 start=$(date +%s)
 build="build/wheel-$target"
-rm -rf "$build/dist"
+rm -rf "$build/dist" "$build/repaired"
 # scikit-build-core takes the platform tag from _PYTHON_HOST_PLATFORM and the extension
 # suffix from SETUPTOOLS_EXT_SUFFIX (so does pybind11); the headers are the target's.
 set -x
@@ -56,19 +54,15 @@ python3 -m pip wheel . --no-deps --no-build-isolation -w "$build/dist" \
   -C cmake.define.Python3_INCLUDE_DIR="$sysroot/usr/include/python3.11"
 { set +x; } 2>/dev/null
 wheel="$(ls "$build"/dist/fastface-*.whl)"
-# The platform tag: the oldest manylinux that auditwheel finds the wheel consistent with.
-if python3 -m auditwheel --version >/dev/null 2>&1; then
-  python3 -m auditwheel show "$wheel"
-  python3 -m auditwheel repair --plat "manylinux_2_36_$target" --only-plat -w "$build/repaired" "$wheel"
-  wheel="$(ls "$build"/repaired/fastface-*.whl)"
-fi
+python3 -m auditwheel repair --plat auto --ldpaths "$sysroot/usr/lib/$triple" -w "$build/repaired" "$wheel"
+wheel="$(ls "$build"/repaired/fastface-*.whl)"
 mkdir -p dist
 cp "$wheel" dist/
 wheel="dist/$(basename "$wheel")"
 echo "fastface: $wheel built in $(( $(date +%s) - start ))s"
 
 if [ "$run_tests" = 1 ]; then
-  # The arm64 pip installs it (so the tag must suit an arm64 Python 3.11 with glibc 2.36),
+  # The arm64 pip installs it (so the tag must suit this arm64 Python 3.11, glibc 2.36),
   # then pytest runs under qemu with Debian's arm64 numpy and OpenCV's aarch64 wheel.
   site="$build/site"
   rm -rf "$site"

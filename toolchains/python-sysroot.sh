@@ -23,17 +23,18 @@ case "$arch" in
 esac
 
 # The interpreter, its headers and numpy, with their libraries (resolved by apt below);
-# pure-Python test tools and pip come as Debian's architecture-independent packages.
+# pip comes as Debian's architecture-independent packages.
 roots=(python3.11 libpython3.11-dev python3-numpy libsqlite3-0 libstdc++6)
-pure=(python3-pytest python3-attr python3-py python3-more-itertools python3-pluggy python3-iniconfig python3-packaging python3-pip python3-setuptools
-      python3-wheel python3-pkg-resources python3-distutils python3-lib2to3)
+pure=(python3-pip python3-setuptools python3-wheel python3-pkg-resources python3-distutils python3-lib2to3)
 # numpy needs one BLAS/LAPACK: the reference one; apt lists every alternative provider.
 skip='^(libatlas|libblis|libopenblas)'
-# OpenCV's own ARM wheel (self-contained); the newest that still runs with bookworm's numpy 1.24.
+# From PyPI: OpenCV's own ARM wheel (self-contained; the newest that still runs with bookworm's
+# numpy 1.24), and pytest 8 (bookworm's 7.2 skips the whole run when one conftest skips).
 opencv="opencv-python-headless==4.11.0.86"
+pytest=(pytest==8.3.5 pluggy==1.5.0 iniconfig==2.0.0 packaging==24.2)
 
 cache="${FASTFACE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fastface}"
-key=$( { sed -n '/^roots=/,/^opencv=/p' "$0"; echo "$arch"; } | sha256sum | cut -c1-12)
+key=$( { sed -n '/^roots=/,/^pytest=/p' "$0"; echo "$arch"; } | sha256sum | cut -c1-12)
 root="$cache/sysroot-$arch-py3.11-$key"
 if [ -x "$root/usr/bin/python3" ]; then echo "$root"; exit 0; fi
 
@@ -81,6 +82,9 @@ if [ -n "$wheel_plat" ]; then
   python3 -m zipfile -e "$work"/wheels/*.whl "$work/usr/lib/python3/dist-packages/"
   rm -rf "$work/wheels"
 fi
+python3 -m pip download -q --no-deps --only-binary=:all: -d "$work/wheels" "${pytest[@]}"
+for wheel in "$work"/wheels/*.whl; do python3 -m zipfile -e "$wheel" "$work/usr/lib/python3/dist-packages/"; done
+rm -rf "$work/wheels"
 
 # The interpreter as the host runs it: qemu with this root; argv0 keeps sys.executable (and
 # so the child processes tests start) on this script, and the prefix on this root.
