@@ -6,10 +6,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 # Runtime-only runs (FASTFACE_TEST_RUNTIME_ONLY=1): the ARM wheel under qemu and the sanitizer
-# build run the whole suite the way a board would see it, with numpy, the core and OpenCV only.
+# build run the suite the way a board would see it, with numpy, the core and OpenCV only.
 # Training, export and evaluation dependencies are then hidden even where installed, and a
-# test module that needs one of them (or any module missing here) is skipped, naming it; new
-# runtime tests are included without being listed anywhere.
+# test module that needs one of them (or any module missing here) is skipped, naming it; the
+# training, export and evaluation test folders are not collected. New runtime tests (tests/
+# test_*.py) are included without being listed anywhere.
 import importlib.abc  # noqa: E402
 import os  # noqa: E402
 
@@ -27,8 +28,18 @@ class _HideNonRuntime(importlib.abc.MetaPathFinder):
         return None
 
 
+NOT_RUNTIME_FOLDERS = ["train", "export", "eval"]
+
 if RUNTIME_ONLY:
     sys.meta_path.insert(0, _HideNonRuntime())
+    collect_ignore = NOT_RUNTIME_FOLDERS
+
+
+def pytest_report_header(config):
+    if RUNTIME_ONLY:
+        return [f"runtime-only: hiding {', '.join(sorted(NOT_RUNTIME))}; "
+                f"not collecting tests/{{{','.join(NOT_RUNTIME_FOLDERS)}}}"]
+    return []
 
 
 class _RuntimeModule(pytest.Module):
