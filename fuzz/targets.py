@@ -31,7 +31,7 @@ TINY_PARAM = """7767517
 Input data 0 1 data 0=16 1=16 2=3
 Convolution conv 1 1 data conv 0=4 1=3 3=2 5=1 6=108
 ReLU relu 1 1 conv relu
-InnerProduct fc 1 1 relu fc 0=8 1=1 2=196
+InnerProduct fc 1 1 relu fc 0=8 1=1 2=1568
 """
 TINY_CARD = {"input": "data", "output": "fc", "size": 16, "channel_order": "RGB", "mean": 127.5, "scale": 0.0078125}
 
@@ -42,7 +42,7 @@ def tiny_bin(seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
     flag = np.zeros(1, np.uint32).tobytes()
     return b"".join(flag + rng.standard_normal(n).astype(np.float32).tobytes() + rng.standard_normal(b).astype(
-        np.float32).tobytes() for n, b in [(108, 4), (196, 8)])
+        np.float32).tobytes() for n, b in [(108, 4), (1568, 8)])
 
 
 def _split_model(data: bytes):
@@ -51,9 +51,13 @@ def _split_model(data: bytes):
 
 
 def _last_top(param: bytes) -> str:
-    """The last layer's last output: where a card for a mutated graph points."""
+    """The last layer's first output: where a card for a mutated graph points."""
     lines = [line.split() for line in param.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1][-1] if lines and len(lines) > 2 and lines[-1] else "fc"
+    try:
+        layer = lines[-1]
+        return layer[4 + int(layer[2])]  # type name bottoms tops <bottom names> <top names> params
+    except (IndexError, ValueError):
+        return "fc"
 
 
 def model(data: bytes) -> None:

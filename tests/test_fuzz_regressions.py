@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import fastface
 from fastface.eval.safe_pickle import load_verification_bin
 from fastface.gallery import Gallery, GalleryError
+from shared_data import MOBILEFACENET, MOBILEFACENET_CARD, require
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fuzz"))
@@ -36,3 +38,18 @@ def test_gallery_with_nan_rows_is_refused_on_load(tmp_path):
     path.write_bytes(targets._with_checksum((CASES / "gallery" / "nan-embedding").read_bytes()[1:]))
     with pytest.raises(GalleryError, match="not unit length"):
         Gallery.load(path)
+
+
+def test_inner_product_fed_the_wrong_size_is_refused_not_read_past():
+    # ncnn's InnerProduct reads weight_data_size / num_output values whatever its input holds.
+    param = (CASES / "model" / "innerproduct-reads-past-its-input").read_bytes()
+    with pytest.raises(fastface.ModelError, match="takes 512 values but gets 196"):
+        fastface.Embedder.__new__(fastface.Embedder)._init(param, None, dict(targets.TINY_CARD, output="fc"), 1, False)
+
+
+@require(MOBILEFACENET / "mobilefacenet.param")
+def test_mobilefacenet_at_a_card_size_it_was_not_made_for_is_refused():
+    # Found by the model fuzzer from this seed: at 16x16 the 7x7 GDC head leaves the fc layer a
+    # wrong-sized input, and the probe inference crashed (SIGSEGV) inside ncnn.
+    with pytest.raises(fastface.ModelError, match="does not fit this model"):
+        fastface.Embedder.with_zero_weights(MOBILEFACENET / "mobilefacenet.param", card=dict(MOBILEFACENET_CARD, size=16))

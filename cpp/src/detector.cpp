@@ -88,6 +88,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        model.check_inner_products(ex);
         for (int stride : kStrides) {
             ncnn::Mat score, bbox, landmark;
             if (ex.extract(blob("cls_prob_reshape", stride).c_str(), score) != 0 ||
@@ -125,6 +126,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        model.check_inner_products(ex);
         const int yunet_strides[3] = {8, 16, 32};
         for (int si = 0; si < 3; ++si) {
             const int stride = yunet_strides[si], cols = input.w / stride, rows = input.h / stride;
@@ -163,6 +165,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        model.check_inner_products(ex);
         ncnn::Mat loc, conf, landmarks;
         if (ex.extract(config.outputs[0].c_str(), loc) != 0 || ex.extract(config.outputs[1].c_str(), conf) != 0 ||
             ex.extract(config.outputs[2].c_str(), landmarks) != 0)

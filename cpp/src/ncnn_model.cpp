@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include "datareader.h"
 #include "fastface/error.h"
@@ -91,6 +93,28 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
     return data;
 }
 
+// InnerProduct lines of a param text ncnn has accepted: "InnerProduct name 1 1 bottom top 0=N ... 2=W".
+static std::vector<NcnnModel::InnerProductInput> find_inner_products(const std::string& param_text) {
+    std::vector<NcnnModel::InnerProductInput> found;
+    std::istringstream lines(param_text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        std::istringstream tokens(line);
+        std::string type, name, bottom, top, token;
+        int bottoms = 0, tops = 0;
+        if (!(tokens >> type >> name >> bottoms >> tops) || type != "InnerProduct" || bottoms != 1) continue;
+        tokens >> bottom;
+        for (int i = 0; i < tops; ++i) tokens >> top;
+        long long outputs = 0, weight_size = 0;
+        while (tokens >> token) {
+            if (token.rfind("0=", 0) == 0) outputs = std::atoll(token.c_str() + 2);
+            if (token.rfind("2=", 0) == 0) weight_size = std::atoll(token.c_str() + 2);
+        }
+        if (outputs > 0 && weight_size > 0) found.push_back({name, bottom, weight_size / outputs});
+    }
+    return found;
+}
+
 std::string join(const std::vector<std::string>& names) {
     std::string out;
     for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -116,6 +140,7 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
         throw Error(ErrorCode::ModelFormat,
                     "ncnn could not parse the param file (not an ncnn .param, or it uses a layer this build lacks; "
                     "ncnn printed details to stderr)");
+    inner_products = find_inner_products(param_text);
     if (!new_weights) {
         if (net.load_model(ZeroReader()) != 0) throw Error(ErrorCode::ModelFormat, "could not create zero weights");
         return;
@@ -129,6 +154,19 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
         throw Error(ErrorCode::ModelFormat, "weights do not match the param file: it uses " +
                                                 std::to_string(reader.consumed()) + " of " +
                                                 std::to_string(weights.size()) + " bytes");
+}
+
+void NcnnModel::check_inner_products(ncnn::Extractor& ex) const {
+    for (const InnerProductInput& ip : inner_products) {
+        ncnn::Mat in;
+        if (ex.extract(ip.bottom.c_str(), in) != 0 || in.empty())
+            throw Error(ErrorCode::ModelFormat, "ncnn could not compute the input of layer '" + ip.layer + "'");
+        const long long values = static_cast<long long>(in.w) * in.h * in.d * in.c;
+        if (values != ip.values)
+            throw Error(ErrorCode::ModelFormat, "layer '" + ip.layer + "' takes " + std::to_string(ip.values) +
+                                                    " values but gets " + std::to_string(values) +
+                                                    ": the input size does not fit this model");
+    }
 }
 
 std::vector<std::string> NcnnModel::blob_names() const {
