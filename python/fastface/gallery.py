@@ -157,10 +157,12 @@ class Gallery:
             raise GalleryError(f"{path} is malformed: sizes do not add up")
         # Rows are saved L2-normalized; anything else (NaN, inf, huge values) is corruption
         # that would otherwise surface as a failed search later.
-        norms = np.linalg.norm(vectors.reshape(count, dim).astype(np.float64), axis=1)
-        if not np.all(np.abs(norms - 1) < 1e-2):
-            raise GalleryError(f"{path} holds embeddings that are not unit length (NaN, infinite or corrupt)")
+        rows = vectors.reshape(count, dim)
+        for start in range(0, count, 65536):  # in chunks: no float64 copy of a large gallery
+            norms = np.linalg.norm(rows[start:start + 65536].astype(np.float64), axis=1)
+            if not np.all(np.abs(norms - 1) < 1e-2):
+                raise GalleryError(f"{path} holds embeddings that are not unit length (NaN, infinite or corrupt)")
         gallery = cls(dim, "float16" if dtype_code == 1 else "float32")
         gallery._names = names
-        gallery._vectors = vectors.reshape(count, dim).astype(gallery._vectors.dtype)
+        gallery._vectors = rows.astype(gallery._vectors.dtype)
         return gallery
