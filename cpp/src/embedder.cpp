@@ -21,6 +21,7 @@ struct Embedder::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(card.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + card.input + "'");
+        model.check_inner_products(ex);
         ncnn::Mat feat;
         if (ex.extract(card.output.c_str(), feat) != 0 || feat.empty())
             throw Error(ErrorCode::Runtime, "ncnn failed to compute output blob '" + card.output + "'");
@@ -53,6 +54,10 @@ struct Embedder::Impl {
 
 std::unique_ptr<Embedder::Impl> Embedder::Impl::create(const ModelCard& card, const EmbedderOptions& options) {
     if (card.width <= 0 || card.height <= 0) throw Error(ErrorCode::InvalidArgument, "model input size must be positive");
+    if (card.width > kMaxInputSide || card.height > kMaxInputSide)
+        throw Error(ErrorCode::InvalidArgument, "model input size " + std::to_string(card.width) + "x" +
+                                                    std::to_string(card.height) + " exceeds " +
+                                                    std::to_string(kMaxInputSide) + " pixels a side");
     if (card.dim < 0) throw Error(ErrorCode::InvalidArgument, "embedding dimension must be >= 0");
     auto impl = std::make_unique<Embedder::Impl>(options);
     impl->card = card;
@@ -79,7 +84,10 @@ void Embedder::Impl::finish() {
     probe.fill(0.f);
     ncnn::Extractor ex = impl.model.net.create_extractor();
     ncnn::Mat feat;
-    if (ex.input(impl.card.input.c_str(), probe) != 0 || ex.extract(impl.card.output.c_str(), feat) != 0 || feat.empty())
+    if (ex.input(impl.card.input.c_str(), probe) != 0)
+        throw Error(ErrorCode::ModelFormat, "ncnn rejected input blob '" + impl.card.input + "'");
+    impl.model.check_inner_products(ex);
+    if (ex.extract(impl.card.output.c_str(), feat) != 0 || feat.empty())
         throw Error(ErrorCode::ModelFormat, "model failed a test inference at " + std::to_string(impl.card.width) + "x" +
                                                 std::to_string(impl.card.height) + " (ncnn printed details to stderr)");
     const int produced = feat.w * feat.h * feat.d * feat.c;

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include "datareader.h"
 #include "fastface/error.h"
@@ -14,18 +16,20 @@ namespace fastface {
 namespace {
 
 // Serves weights from memory with bounds checks, so a truncated .bin fails cleanly instead of
-// reading past the buffer (ncnn's own memory reader trusts the length). Tracks what was used.
+// reading past the buffer (ncnn's own memory reader trusts the length). A request beyond the
+// end throws before ncnn allocates for it: when reference() fails, ncnn allocates the size the
+// .param asked for and only then reads, so a mutated weight size would allocate gigabytes.
 class BoundedReader : public ncnn::DataReader {
 public:
     BoundedReader(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
     std::size_t read(void* buf, std::size_t size) const override {
-        const std::size_t n = std::min(size, size_ - pos_);
-        std::memcpy(buf, data_ + pos_, n);
-        pos_ += n;
-        return n;
+        check(size);
+        std::memcpy(buf, data_ + pos_, size);
+        pos_ += size;
+        return size;
     }
     std::size_t reference(std::size_t size, const void** buf) const override {
-        if (size > size_ - pos_) return 0;  // ncnn then falls back to read(), which reports the shortfall
+        check(size);
         *buf = data_ + pos_;
         pos_ += size;
         return size;
@@ -33,19 +37,51 @@ public:
     std::size_t consumed() const { return pos_; }
 
 private:
+    void check(std::size_t size) const {
+        if (size > size_ - pos_)
+            throw Error(ErrorCode::ModelFormat, "weights are truncated or do not match the param file: a layer asks for " +
+                                                    std::to_string(size) + " bytes at offset " + std::to_string(pos_) +
+                                                    ", the weights have " + std::to_string(size_) + " bytes");
+    }
     const std::uint8_t* data_;
     std::size_t size_;
     mutable std::size_t pos_ = 0;
 };
 
-// Zero weights of whatever size the graph asks for (ncnn's benchmark does the same).
+// Zero weights of whatever size the graph asks for (ncnn's benchmark does the same), up to
+// kMaxZeroWeightBytes in all: the largest face models need a few hundred MB.
+constexpr std::size_t kMaxZeroWeightBytes = std::size_t(1) << 30;
 class ZeroReader : public ncnn::DataReader {
 public:
     std::size_t read(void* buf, std::size_t size) const override {
+        reserve(size);
         std::memset(buf, 0, size);
         return size;
     }
+    std::size_t reference(std::size_t size, const void**) const override {
+        // Checked here too: ncnn allocates the requested size before it calls read().
+        if (size > kMaxZeroWeightBytes - total_) reserve(size);
+        return 0;
+    }
+
+private:
+    void reserve(std::size_t size) const {
+        if (size > kMaxZeroWeightBytes - total_)
+            throw Error(ErrorCode::ModelFormat, "the param file asks for more than 1 GiB of weights");
+        total_ += size;
+    }
+    mutable std::size_t total_ = 0;
 };
+
+// Inference buffers (blobs and workspace) for a model whose shapes come from a file: one
+// allocation is capped, so a .param asking for a huge blob fails in ncnn (which checks for
+// an empty Mat) instead of exhausting memory. Stateless, so one serves every net and thread.
+class CappedAllocator : public ncnn::Allocator {
+public:
+    void* fastMalloc(size_t size) override { return size > kMaxBlobBytes ? nullptr : ncnn::fastMalloc(size); }
+    void fastFree(void* ptr) override { ncnn::fastFree(ptr); }
+};
+CappedAllocator capped_allocator;
 
 }  // namespace
 
@@ -55,6 +91,28 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
     std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (in.bad()) throw Error(ErrorCode::Io, "cannot read '" + path + "'");
     return data;
+}
+
+// InnerProduct lines of a param text ncnn has accepted: "InnerProduct name 1 1 bottom top 0=N ... 2=W".
+static std::vector<NcnnModel::InnerProductInput> find_inner_products(const std::string& param_text) {
+    std::vector<NcnnModel::InnerProductInput> found;
+    std::istringstream lines(param_text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        std::istringstream tokens(line);
+        std::string type, name, bottom, top, token;
+        int bottoms = 0, tops = 0;
+        if (!(tokens >> type >> name >> bottoms >> tops) || type != "InnerProduct" || bottoms != 1) continue;
+        tokens >> bottom;
+        for (int i = 0; i < tops; ++i) tokens >> top;
+        long long outputs = 0, weight_size = 0;
+        while (tokens >> token) {
+            if (token.rfind("0=", 0) == 0) outputs = std::atoll(token.c_str() + 2);
+            if (token.rfind("2=", 0) == 0) weight_size = std::atoll(token.c_str() + 2);
+        }
+        if (outputs > 0 && weight_size > 0) found.push_back({name, bottom, weight_size / outputs});
+    }
+    return found;
 }
 
 std::string join(const std::vector<std::string>& names) {
@@ -72,6 +130,8 @@ NcnnModel::NcnnModel(const EmbedderOptions& options) {
     opt.use_fp16_storage = options.fp16;
     opt.use_fp16_arithmetic = options.fp16;
     opt.use_bf16_storage = false;
+    opt.blob_allocator = &capped_allocator;
+    opt.workspace_allocator = &capped_allocator;
 }
 
 void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* new_weights) {
@@ -80,6 +140,7 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
         throw Error(ErrorCode::ModelFormat,
                     "ncnn could not parse the param file (not an ncnn .param, or it uses a layer this build lacks; "
                     "ncnn printed details to stderr)");
+    inner_products = find_inner_products(param_text);
     if (!new_weights) {
         if (net.load_model(ZeroReader()) != 0) throw Error(ErrorCode::ModelFormat, "could not create zero weights");
         return;
@@ -93,6 +154,19 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
         throw Error(ErrorCode::ModelFormat, "weights do not match the param file: it uses " +
                                                 std::to_string(reader.consumed()) + " of " +
                                                 std::to_string(weights.size()) + " bytes");
+}
+
+void NcnnModel::check_inner_products(ncnn::Extractor& ex) const {
+    for (const InnerProductInput& ip : inner_products) {
+        ncnn::Mat in;
+        if (ex.extract(ip.bottom.c_str(), in) != 0 || in.empty())
+            throw Error(ErrorCode::ModelFormat, "ncnn could not compute the input of layer '" + ip.layer + "'");
+        const long long values = static_cast<long long>(in.w) * in.h * in.d * in.c;
+        if (values != ip.values)
+            throw Error(ErrorCode::ModelFormat, "layer '" + ip.layer + "' takes " + std::to_string(ip.values) +
+                                                    " values but gets " + std::to_string(values) +
+                                                    ": the input size does not fit this model");
+    }
 }
 
 std::vector<std::string> NcnnModel::blob_names() const {

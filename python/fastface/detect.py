@@ -42,7 +42,7 @@ class Face:
 #: The bundled detector ``Detector()`` loads: YuNet (Apache-2.0) from models/, see models/README.md.
 DEFAULT_DETECTOR = "yunet_s"
 #: Largest ``max_side`` (the core's limit): a bigger network input only costs memory.
-MAX_SIDE_LIMIT = 8192
+MAX_SIDE_LIMIT = 4096
 
 
 def _check_options(threads, score_threshold, nms_threshold, min_face, max_faces, max_side, upscale) -> None:

@@ -12,7 +12,9 @@ before anything runs. What the pickle then built is checked to be ``(images, fla
 """
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 
 import numpy as np
 
@@ -117,6 +119,22 @@ class _Unpickler(pickle.Unpickler):
         return _GLOBALS[(module, name)]
 
 
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _check_memo(data: bytes) -> None:
+    """Refuses memo slots beyond the next free one before unpickling: CPython's unpickler grows
+    its memo table to any index a file names, so one opcode could allocate gigabytes."""
+    slots = 0
+    for opcode, arg, _pos in pickletools.genops(data):
+        if opcode.name in _MEMO_PUTS:
+            if not 0 <= arg <= slots:
+                raise pickle.UnpicklingError(f"memo index {arg} out of order")
+            slots = max(slots, arg + 1)
+        elif opcode.name == "MEMOIZE":
+            slots += 1
+
+
 def _plain(value):
     return value.value if isinstance(value, _Array) else value
 
@@ -126,7 +144,9 @@ def load_verification_bin(file) -> tuple[list, np.ndarray]:
     (pair i is images 2i and 2i+1). Raises ValueError for anything else, unsafe or malformed."""
     try:
         # encoding="bytes": the widely used lfw/cfp/agedb .bin files were written by Python 2
-        data = _Unpickler(file, encoding="bytes").load()
+        raw = file.read()
+        _check_memo(raw)
+        data = _Unpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as exc:  # an untrusted file can fail in many ways; all mean "not a .bin"
         raise ValueError(f"not a readable verification .bin: {exc}") from exc
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
