@@ -171,7 +171,13 @@ def _read_v1(path: Path) -> tuple[int, str, list[str], np.ndarray]:
         raise GalleryError(f"{path} is malformed: {exc}") from None
     if offset + vectors.nbytes + 32 != len(data):
         raise GalleryError(f"{path} is malformed: sizes do not add up")
-    return dim, _V1_DTYPES[dtype_code], names, vectors.reshape(count, dim)
+    rows = vectors.reshape(count, dim)
+    # Version-1 rows were saved L2-normalized: anything else (NaN, inf, huge values) is corruption.
+    for start in range(0, count, 65536):  # in chunks: no float64 copy of a large gallery
+        norms = np.linalg.norm(rows[start:start + 65536].astype(np.float64), axis=1)
+        if not np.all(np.abs(norms - 1) < 1e-2):
+            raise GalleryError(f"{path} holds embeddings that are not unit length (NaN, infinite or corrupt)")
+    return dim, _V1_DTYPES[dtype_code], names, rows
 
 
 class Gallery:
