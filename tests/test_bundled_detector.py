@@ -51,7 +51,10 @@ def test_options_out_of_range_name_the_option(option, value):
 def reference(image):
     """OpenCV's FaceDetectorYN on the same ONNX at the image's own size: (boxes, landmarks, scores)."""
     cv2 = pytest.importorskip("cv2")
-    yn = cv2.FaceDetectorYN.create(str(ONNX), "", (image.shape[1], image.shape[0]), 0.5, 0.4)
+    try:
+        yn = cv2.FaceDetectorYN.create(str(ONNX), "", (image.shape[1], image.shape[0]), 0.5, 0.4)
+    except cv2.error as exc:  # e.g. OpenCV 4.11's aarch64 wheel: no dynamic 'Shape' in its ONNX importer
+        pytest.skip(f"OpenCV {cv2.__version__} cannot read the dynamic-shape YuNet ONNX: {str(exc).splitlines()[-1]}")
     found = yn.detect(image)[1]
     found = np.zeros((0, 15), np.float32) if found is None else found[np.argsort(-found[:, -1])]
     boxes = np.c_[found[:, :2], found[:, :2] + found[:, 2:4]]
