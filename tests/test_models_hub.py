@@ -426,7 +426,7 @@ def test_shipped_entries_install_and_run_from_locally_served_copies(cache, serve
     checksums, cards and conversion settings give working models."""
     cv2 = pytest.importorskip("cv2")
     names = ["retinaface-mnet025", "mobilefacenet-ncnn"]
-    if all(importlib.util.find_spec(m) for m in hub.EXPORT_MODULES):
+    if all(hub.importable(m) for m in hub.EXPORT_MODULES):
         names.append("yunet-2023mar")  # converted from ONNX and gated on arrival
     shipped = json.loads(registry.REGISTRY_FILE.read_text())["models"]
     shared = {p.name: p for p in (DATA / "models").rglob("*") if p.is_file()}

@@ -35,6 +35,15 @@ MANIFEST = "install.json"
 #: What converting ONNX / PyTorch sources needs (the [export] extra).
 EXPORT_MODULES = ("torch", "pnnx", "onnx", "onnxruntime")
 
+
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported (find_spec may raise instead of answering None)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 __all__ = ["CacheError", "ChecksumError", "DownloadError", "ExtraMissingError", "LicenseError", "OfflineError",
            "cache_dir", "installed", "pull", "remove", "resolve", "verify"]
 
@@ -113,7 +122,7 @@ def installed(name: str, root: Optional[Path] = None) -> Optional[Installed]:
 
 
 def _require_export_extra(entry: ModelEntry) -> None:
-    missing = [m for m in EXPORT_MODULES if importlib.util.find_spec(m) is None]
+    missing = [m for m in EXPORT_MODULES if not importable(m)]
     if missing:
         raise ExtraMissingError(
             f"{entry.name} is published as {entry.format.upper()} and is converted to ncnn on arrival, which needs "
