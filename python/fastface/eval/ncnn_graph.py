@@ -175,27 +175,29 @@ def _conv_out(size: int, kernel: int, dilation: int, stride: int, pad_a: int, pa
     return (size + pad_a + pad_b - extent) // stride + 1
 
 
-def _conv(layer: Layer, shape: tuple) -> tuple:
+def _window(layer: Layer) -> tuple:
+    """A (de)convolution's kernel, dilation, stride and pads, each h defaulting to w as ncnn does:
+    kw, kh, dw, dh, sw, sh, pad left, right, top, bottom."""
     g = layer.get
-    c, h, w = shape
     kw = g(1)
     kh, dw = g(11, kw), g(2, 1)
     dh, sw = g(12, dw), g(3, 1)
     sh, pl = g(13, sw), g(4, 0)
     pr, pt = g(15, pl), g(14, pl)
-    pb = g(16, pt)
-    return g(0), _conv_out(h, kh, dh, sh, pt, pb), _conv_out(w, kw, dw, sw, pl, pr)
+    return kw, kh, dw, dh, sw, sh, pl, pr, pt, g(16, pt)
+
+
+def _conv(layer: Layer, shape: tuple) -> tuple:
+    c, h, w = shape
+    kw, kh, dw, dh, sw, sh, pl, pr, pt, pb = _window(layer)
+    return layer.get(0), _conv_out(h, kh, dh, sh, pt, pb), _conv_out(w, kw, dw, sw, pl, pr)
 
 
 def _deconv(layer: Layer, shape: tuple) -> tuple:
     g = layer.get
     c, h, w = shape
-    kw = g(1)
-    kh, dw = g(11, kw), g(2, 1)
-    dh, sw = g(12, dw), g(3, 1)
-    sh, pl = g(13, sw), g(4, 0)
-    pr, pt = g(15, pl), g(14, pl)
-    pb, opr = g(16, pt), g(18, 0)
+    kw, kh, dw, dh, sw, sh, pl, pr, pt, pb = _window(layer)
+    opr = g(18, 0)
     opb = g(19, opr)
     if g(20) or pl < 0:
         raise GraphError(f"layer {layer.name}: Deconvolution with an output size is not supported")
