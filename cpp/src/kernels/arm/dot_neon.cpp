@@ -2,18 +2,10 @@
 #include <arm_neon.h>
 
 #include "kernels/kernels.h"
+#include "kernels/arm/horizontal_sum_neon.h"
 
 namespace fastface {
 namespace kernels {
-
-namespace {
-
-inline float horizontal_sum(float32x4_t s) {
-    const float32x2_t pair = vadd_f32(vget_low_f32(s), vget_high_f32(s));
-    return vget_lane_f32(vpadd_f32(pair, pair), 0);
-}
-
-}  // namespace
 
 float dot_neon(const float* a, const float* b, std::size_t d) {
     float32x4_t s0 = vdupq_n_f32(0.f), s1 = s0, s2 = s0, s3 = s0;

@@ -2,6 +2,7 @@
 #include <arm_neon.h>
 
 #include "kernels/kernels.h"
+#include "kernels/arm/horizontal_sum_neon.h"
 
 // vcvt_f32_f16 exists on every aarch64 target; 32-bit ARM has it only with VFPv4/neon-fp16 and
 // an fp16 format chosen (the armv7 presets pass -mfpu=neon-vfpv4 -mfp16-format=ieee). Without
@@ -14,11 +15,6 @@ namespace fastface {
 namespace kernels {
 
 namespace {
-
-inline float horizontal_sum(float32x4_t s) {
-    const float32x2_t pair = vadd_f32(vget_low_f32(s), vget_high_f32(s));
-    return vget_lane_f32(vpadd_f32(pair, pair), 0);
-}
 
 #if defined(FASTFACE_NEON_HALF_CONVERT)
 inline float32x4_t load_f16(const std::uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }

@@ -3,18 +3,12 @@
 #include <immintrin.h>
 
 #include "kernels/kernels.h"
+#include "kernels/x86/horizontal_sum_avx2.h"
 
 namespace fastface {
 namespace kernels {
 
 namespace {
-
-inline float horizontal_sum(__m256 s) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_shuffle_ps(r, r, 0x55));
-    return _mm_cvtss_f32(r);
-}
 
 inline __m256 load_f16(const std::uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
