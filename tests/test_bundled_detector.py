@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastface
-from fastface._bundled import bundled_dir
+from fastface.hub import bundled_dir
 from fastface.detect import DEFAULT_DETECTOR
 from shared_data import DEEPFACE, YUNET_DYNAMIC, require
 
@@ -136,7 +136,7 @@ def test_cli_uses_the_bundled_detector_without_detector_option(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "FASTFACE_DETECTOR"}
-    out = subprocess.run([sys.executable, "-m", "fastface.cli", "verify", str(DEEPFACE / "img1.jpg"),
+    out = subprocess.run([sys.executable, "-m", "fastface", "verify", str(DEEPFACE / "img1.jpg"),
                           str(DEEPFACE / "img2.jpg"), "--model", str(tmp_path / "mfn.param"), "--json"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr

@@ -58,7 +58,7 @@ def test_analyze_many_equals_analyze(analyzer):
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "fastface.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "fastface", *map(str, args)], capture_output=True, text=True)
 
 
 def test_cli_verify(model_dir):

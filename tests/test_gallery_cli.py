@@ -11,7 +11,7 @@ from shared_data import DEEPFACE, DEEPFACE_IDENTITIES, MOBILEFACENET, MOBILEFACE
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "fastface.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "fastface", *map(str, args)], capture_output=True, text=True)
 
 
 def test_gallery_ls_rm_stats(tmp_path):

@@ -3,7 +3,6 @@
 registry is pointed at that server with $FASTFACE_REGISTRY; nothing reaches the internet."""
 import collections
 import hashlib
-import importlib.util
 import http.server
 import json
 import os
@@ -20,7 +19,8 @@ import pytest
 from shared_data import DATA, MOBILEFACENET, MOBILEFACENET_CARD, RETINAFACE, require
 
 import fastface
-from fastface import hub, registry
+from fastface import hub
+from fastface.hub import cache as hub_cache, registry
 from fastface.cli import main
 
 MFN_FILES = [MOBILEFACENET / "mobilefacenet.param", MOBILEFACENET / "mobilefacenet.bin"]
@@ -299,7 +299,7 @@ def test_offline_mode_never_touches_the_network(mfn, server, monkeypatch):
 
 def test_two_processes_pulling_at_once_download_once(mfn, server):
     server.delay = 0.04  # ~2.5 s for the .bin
-    command = [sys.executable, "-m", "fastface.cli", "models", "pull", "mfn-test"]
+    command = [sys.executable, "-m", "fastface", "models", "pull", "mfn-test"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
     deadline = time.monotonic() + 30
     while not server.gets("mobilefacenet.bin") and time.monotonic() < deadline:
@@ -330,7 +330,7 @@ def test_non_commercial_models_need_the_licence_accepted(cache, server, capsys):
 def test_unwritable_or_full_cache_is_a_clear_error(mfn, server, tmp_path, monkeypatch):
     param = hub.pull("mfn-test", progress=False)
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(hub.shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9 - 1000, 1000))
+    monkeypatch.setattr(hub_cache.shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9 - 1000, 1000))
     with pytest.raises(hub.CacheError, match="0.0 MB free but this model needs about 4.1 MB"):
         hub.pull("mfn-test", force=True, progress=False)
     assert hub.verify(["mfn-test"]) == {"mfn-test": []} and param.is_file()
@@ -363,7 +363,7 @@ def test_bundled_models_are_listed_from_their_cards(cache, tmp_path, monkeypatch
     (bundled / "tiny.json").write_text(json.dumps({**MOBILEFACENET_CARD, "task": "recognition", "licence": "CC0-1.0"}))
     (bundled / "arch.json").write_text(json.dumps({**MOBILEFACENET_CARD, "task": "recognition"}))  # no weights
     shutil.copy(MFN_FILES[0], bundled / "arch.param")
-    monkeypatch.setattr("fastface._bundled.bundled_dir", lambda: bundled)
+    monkeypatch.setattr("fastface.hub.bundled.bundled_dir", lambda: bundled)
     assert main(["models", "list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
     assert "bundled" in lines["tiny"] and "CC0-1.0" in lines["tiny"] and "arch" not in lines
@@ -375,7 +375,7 @@ def test_bundled_models_are_listed_from_their_cards(cache, tmp_path, monkeypatch
 
 def test_missing_export_extra_is_named_before_downloading(cache, server, monkeypatch):
     register(cache, onnx_test=entry(server, {"m.onnx": b"onnx"}, fmt="onnx", card={"size": 112, "channel_order": "RGB"}))
-    monkeypatch.setattr(hub, "EXPORT_MODULES", ("torch", "no_such_module_xyz"))
+    monkeypatch.setattr(hub_cache, "EXPORT_MODULES", ("torch", "no_such_module_xyz"))
     with pytest.raises(hub.ExtraMissingError, match=r"\[export\] extra .*no_such_module_xyz.*copy"):
         hub.pull("onnx-test")
     assert server.requests == []

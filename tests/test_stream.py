@@ -162,7 +162,7 @@ def test_video_file_and_cli_watch(tmp_path, walk, analyzer, gallery):
     gallery_file = tmp_path / "g.ffg"
     gallery.save(gallery_file)
     out = tmp_path / "annotated.avi"
-    done = subprocess.run([sys.executable, "-m", "fastface.cli", "watch", str(video), "--gallery", str(gallery_file),
+    done = subprocess.run([sys.executable, "-m", "fastface", "watch", str(video), "--gallery", str(gallery_file),
                            "--json", "--annotate", str(out), "--stats-every", "0.000001", *_model_args(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -176,7 +176,7 @@ def test_video_file_and_cli_watch(tmp_path, walk, analyzer, gallery):
     end = lines[-1]
     assert end["reason"] == "eof" and end["stats"]["frames_processed"] == walk.frames
     assert _frame_count(out) == walk.frames
-    missing = subprocess.run([sys.executable, "-m", "fastface.cli", "watch", str(tmp_path / "nope.mp4"), "--gallery",
+    missing = subprocess.run([sys.executable, "-m", "fastface", "watch", str(tmp_path / "nope.mp4"), "--gallery",
                               str(gallery_file), "--detect-every", "2", *_model_args(tmp_path)],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no video file" in missing.stderr and missing.stdout == ""
@@ -193,7 +193,7 @@ def test_cli_watch_stops_cleanly_on_sigint(tmp_path, walk, gallery):
     gallery_file = tmp_path / "g.ffg"
     gallery.save(gallery_file)
     out = tmp_path / "annotated.mp4"
-    process = subprocess.Popen([sys.executable, "-m", "fastface.cli", "watch", str(video), "--gallery", str(gallery_file),
+    process = subprocess.Popen([sys.executable, "-m", "fastface", "watch", str(video), "--gallery", str(gallery_file),
                                 "--json", "--annotate", str(out), *_model_args(tmp_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = process.stdout.readline()

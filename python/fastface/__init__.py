@@ -8,6 +8,7 @@
 The runtime needs numpy and the C++ core only; training, export and evaluation live in
 subpackages with their own extras.
 """
+from . import _moved
 from ._core import ModelError
 from .analyze import FaceAnalyzer
 from .align import ARCFACE_TEMPLATE, align, estimate_similarity
@@ -21,3 +22,4 @@ __all__ = ["ARCFACE_TEMPLATE", "Detector", "Embedder", "Face", "FaceAnalyzer", "
            "align", "cosine", "estimate_similarity", "load_card", "search"]
 __all__ += ["Event", "FrameResult", "Stream", "StreamStats", "TrackState", "face_quality"]
 __version__ = "0.1.0"
+_moved.install()

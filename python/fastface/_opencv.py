@@ -16,3 +16,19 @@ def import_cv2():
     except ImportError:
         raise ImportError(INSTALL_HINT) from None
     return cv2
+
+
+#: Photo file types the command line and evaluation pick up from folders.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+
+
+def read_image(path):
+    """The BGR image in the file at ``path``; FileNotFoundError / ValueError saying which."""
+    from pathlib import Path
+
+    image = import_cv2().imread(str(path), 1)
+    if image is None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no image at {path}")
+        raise ValueError(f"{path} is not a readable image")
+    return image

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 from ._checks import as_image, check_order
 from .detect import Detector, Face
@@ -32,6 +33,12 @@ class FaceAnalyzer:
         for face in faces:
             face.embedding = self.embedder.embed_image(image, face.landmarks, order)
         return faces
+
+    def largest_face(self, image, channel_order: str = "BGR") -> Optional[Face]:
+        """The photo's subject as ``fastface verify`` and ``enroll`` take it: the largest face
+        (the others are bystanders), with its embedding; None if there is no face."""
+        faces = self.analyze(image, channel_order)
+        return max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]), default=None)
 
     def analyze_many(self, images, channel_order: str = "BGR", threads: int = 2) -> list[list[Face]]:
         """``analyze`` for each image, ``threads`` at a time."""

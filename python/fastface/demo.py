@@ -1,6 +1,6 @@
-"""``fastface demo``: the whole runtime path on data the command makes itself.
+"""The whole runtime path on data it makes itself (``fastface demo``, and the tests' tiny model).
 
-It writes a small random-weight ncnn network (a stand-in for a trained recognizer), renders
+:func:`run_demo` writes a small random-weight ncnn network (a stand-in for a trained recognizer), renders
 synthetic "identities" (random textures) into larger photos under random similarity
 transforms, then aligns, embeds, enrolls one photo per identity and identifies the rest.
 Random weights still give embeddings that are stable under alignment, so top-1 accuracy near
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,39 +75,44 @@ def _photo(rng: np.random.Generator, face: np.ndarray) -> tuple[np.ndarray, np.n
     return np.clip(noisy, 0, 255).astype(np.uint8), landmarks + rng.normal(0, 0.5, landmarks.shape)
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--identities", type=int, default=50, help="synthetic identities (default 50)")
-    parser.add_argument("--photos", type=int, default=4, help="photos per identity (default 4)")
-    parser.add_argument("--threads", type=int, default=1, help="ncnn threads (default 1)")
-    parser.add_argument("--seed", type=int, default=0)
+@dataclass
+class DemoResult:
+    identities: int
+    photos: int
+    dim: int
+    align_us_per_face: float
+    embed_ms_per_face: float
+    search_us_per_query: float
+    correct: int
+    queries: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.queries
 
 
-def run(args) -> int:
-    if args.identities < 2 or args.photos < 2:
+def run_demo(identities: int = 50, photos: int = 4, threads: int = 1, seed: int = 0) -> DemoResult:
+    """Enrol the first photo of each synthetic identity, identify the others (top-1), timing
+    each stage."""
+    if identities < 2 or photos < 2:
         raise ValueError("need at least 2 identities and 2 photos per identity")
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        model = Embedder(write_demo_model(Path(tmp), args.seed), threads=args.threads)
-    photos = [[_photo(rng, face) for _ in range(args.photos)] for face in (_texture(rng) for _ in range(args.identities))]
+        model = Embedder(write_demo_model(Path(tmp), seed), threads=threads)
+    scenes = [[_photo(rng, face) for _ in range(photos)] for face in (_texture(rng) for _ in range(identities))]
 
     start = time.perf_counter()
-    crops = [[align(photo, landmarks) for photo, landmarks in person] for person in photos]
+    crops = [[align(photo, landmarks) for photo, landmarks in person] for person in scenes]
     align_s = time.perf_counter() - start
     start = time.perf_counter()
     embeddings = np.stack([model.embed(person) for person in crops])  # (identities, photos, dim)
     embed_s = time.perf_counter() - start
 
     gallery, queries = embeddings[:, 0], embeddings[:, 1:].reshape(-1, model.dim)
-    truth = np.repeat(np.arange(args.identities), args.photos - 1)
+    truth = np.repeat(np.arange(identities), photos - 1)
     start = time.perf_counter()
     indices, _ = search(queries, gallery, k=1)
     search_s = time.perf_counter() - start
-    faces = args.identities * args.photos
-    accuracy = float(np.mean(indices[:, 0] == truth))
-    print(f"fastface demo: {args.identities} synthetic identities x {args.photos} photos, "
-          f"random-weight {model.dim}-d network, kernels: {_core.best_isa()}")
-    print(f"  align  {align_s / faces * 1e6:8.1f} us/face   (similarity estimate + bilinear warp)")
-    print(f"  embed  {embed_s / faces * 1e3:8.2f} ms/face   (ncnn, {args.threads} thread(s))")
-    print(f"  search {search_s / len(queries) * 1e6:8.1f} us/query  (top-1 of {args.identities})")
-    print(f"  top-1 identification accuracy: {accuracy:.1%} ({int(accuracy * len(queries))}/{len(queries)})")
-    return 0 if accuracy >= 0.9 else 1
+    faces = identities * photos
+    return DemoResult(identities, photos, model.dim, align_s / faces * 1e6, embed_s / faces * 1e3,
+                      search_s / len(queries) * 1e6, int(np.sum(indices[:, 0] == truth)), len(queries))

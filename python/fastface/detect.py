@@ -93,7 +93,7 @@ class Detector:
         if kind is not None and kind not in DETECTOR_DEFAULTS:
             raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(DETECTOR_DEFAULTS)}")
         if param is None:
-            from ._bundled import bundled_model
+            from .hub.bundled import bundled_model
 
             param = bundled_model(DEFAULT_DETECTOR)
         param = Path(param)

@@ -16,6 +16,8 @@ REQUIRED_CARD_KEYS = ("input", "output", "size", "channel_order", "mean", "scale
 PathLike = (str, os.PathLike)
 #: The bundled recognizer ``Embedder()`` loads: dlib's ResNet v1 (CC0), 150x150 RGB, 128-d.
 DEFAULT_MODEL = "dlib_resnet_v1"
+#: Same-person cosine for a card without a calibrated "threshold" (MobileFaceNet-class models).
+DEFAULT_THRESHOLD = 0.35
 
 
 def _triple(value, key: str) -> list[float]:
@@ -70,7 +72,7 @@ class Embedder:
 
     def __init__(self, param=None, bin=None, card=None, threads: int = 1, fp16: bool = False):
         if param is None:
-            from ._bundled import bundled_model
+            from .hub.bundled import bundled_model
 
             param = bundled_model(DEFAULT_MODEL)
         if isinstance(param, bytes):
@@ -129,6 +131,11 @@ class Embedder:
     def dim(self) -> int:
         """Embedding size."""
         return self._model.dim
+
+    @property
+    def threshold(self) -> float:
+        """The same-person cosine: the card's calibrated "threshold", else :data:`DEFAULT_THRESHOLD`."""
+        return float(self.card.get("threshold", DEFAULT_THRESHOLD))
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -588,6 +588,12 @@ class Gallery:
         results = [[(names[int(i)], float(s)) for i, s in zip(ids, scores) if int(i) in names] for ids, scores in hits]
         return results[0] if queries.ndim == 1 else results
 
+    def identify(self, query, threshold: float, k: int = 3):
+        """``(name, candidates)``: the best identity if it scores at least ``threshold``, else
+        None, and the top ``k`` candidates as ``search`` gives them."""
+        candidates = self.search(query, k=k)
+        return (candidates[0][0] if candidates and candidates[0][1] >= threshold else None), candidates
+
     def _names_of(self, ids: Iterable[int]) -> dict[int, str]:
         ids, names = list(ids), {}
         for start in range(0, len(ids), 500):
@@ -633,3 +639,49 @@ class Gallery:
         finally:
             Path(tmp).unlink(missing_ok=True)
         _fsync_dir(path.parent)
+
+
+def identity_folders(folder) -> list[Path]:
+    """The sub-folders of ``folder``, one per identity; ValueError when there are none."""
+    folder = Path(folder)
+    people = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not people:
+        raise ValueError(f"{folder} has no identity sub-folders")
+    return people
+
+
+def enroll_folder(gallery: Gallery, folder, analyzer, progress=None) -> dict:
+    """Enrol the largest face of every photo in ``folder``'s identity sub-folders (the sub-folder
+    name is the identity) with ``analyzer`` (a :class:`fastface.FaceAnalyzer`).
+
+    Each photo is one transaction, so an interrupted run keeps what it enrolled; a re-run skips
+    photos already enrolled (same path, same content) and replaces those whose content changed.
+    ``progress`` wraps the list of (name, photo) pairs (e.g. a progress bar). Returns counts:
+    ``enrolled``, ``already_enrolled``, ``identities`` and the ``skipped`` photos (no readable face).
+    """
+    from ._opencv import IMAGE_SUFFIXES, import_cv2
+
+    people = identity_folders(folder)
+    cv2 = import_cv2()
+    known = gallery.sources()
+    photos = [(person.name, p) for person in people for p in sorted(person.iterdir())
+              if p.suffix.lower() in IMAGE_SUFFIXES]
+    enrolled, already, skipped = 0, 0, []
+    for name, photo in (progress(photos) if progress else photos):
+        source = os.path.abspath(photo)  # the path as given (a symlink is its own photo)
+        data = photo.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if known.get(source) == digest:
+            already += 1
+            continue
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), 1)
+        face = analyzer.largest_face(image) if image is not None else None
+        if face is None:
+            skipped.append(str(photo))
+            continue
+        with gallery.transaction():  # a changed photo's old embedding goes in the same transaction
+            if source in known:
+                gallery.remove_source(source)
+            gallery.add(name, face.embedding, metadata={"photo": str(photo)}, source=source, source_sha256=digest)
+        enrolled += 1
+    return {"enrolled": enrolled, "already_enrolled": already, "identities": len(gallery.names), "skipped": skipped}

@@ -22,9 +22,8 @@ from . import _core
 from ._checks import as_image, check_order
 from .analyze import FaceAnalyzer
 from .detect import Detector, Face
-from .embed import Embedder
+from .embed import DEFAULT_THRESHOLD, Embedder
 
-DEFAULT_THRESHOLD = 0.35  # MobileFaceNet-class models; an embedder card's "threshold" overrides it
 STAGES = ("read", "detect", "track", "embed", "identify")
 
 
@@ -345,7 +344,7 @@ class Stream:
             if gallery.dim != embedder.dim:
                 raise ValueError(f"the gallery holds {gallery.dim}-d embeddings but the embedder makes {embedder.dim}-d")
         if threshold is None:
-            threshold = embedder.card.get("threshold", DEFAULT_THRESHOLD) if embedder is not None else DEFAULT_THRESHOLD
+            threshold = embedder.threshold if embedder is not None else DEFAULT_THRESHOLD
         if not _is_number(threshold) or not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a cosine in [-1, 1], got {threshold!r}")
         if not _is_int(detect_every) or detect_every < 1:

@@ -10,7 +10,7 @@ from shared_data import DEEPFACE, require
 
 
 def compare(*args):
-    return subprocess.run([sys.executable, "-m", "fastface.cli", "compare", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fastface", "compare", *map(str, args)], capture_output=True,
                           text=True)
 
 

@@ -19,7 +19,7 @@ def needs_shared(test):
 def cli(*args):
     if args[0] == "eval":  # one ncnn thread: two spin-waiting threads crawl on a busy 2-core CI machine
         args = (*args, "--threads", "1")
-    return subprocess.run([sys.executable, "-m", "fastface.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "fastface", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

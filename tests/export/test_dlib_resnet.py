@@ -25,7 +25,7 @@ needs_dat = require(DAT)
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "fastface.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "fastface", *map(str, args)], capture_output=True, text=True)
 
 
 def orl_chips(count: int) -> np.ndarray:
@@ -192,7 +192,7 @@ def test_bundled_files_and_licence_are_in_the_repository():
 def test_embedder_without_arguments_is_the_bundled_dlib_resnet():
     model = fastface.Embedder()
     assert model.card["name"] == BUNDLED_NAME and model.dim == 128 and model.input_size == (150, 150)
-    assert (Path(fastface._bundled.bundled_dir()) / f"LICENSE.{BUNDLED_NAME}").is_file()
+    assert (Path(fastface.hub.bundled_dir()) / f"LICENSE.{BUNDLED_NAME}").is_file()
     out = model.embed(np.full((1, 150, 150, 3), 128, np.uint8))
     assert out.shape == (1, 128) and abs(float(np.linalg.norm(out)) - 1) < 1e-5
 

@@ -28,12 +28,14 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
 
     ranks = [torch.load(tmp_path / "ddp" / f"final-rank{r}.pt", weights_only=True) for r in (0, 1)]
     single = torch.load(tmp_path / "single" / "final-rank0.pt", weights_only=True)
+    # float32 sums in another order (all-reduce of two half-batch gradients vs one batch) leave up
+    # to ~3e-5 after 6 steps at lr 0.2; a sharding or scaling mistake moves weights by ~1e-2.
     for key, value in single["backbone"].items():
         assert torch.equal(ranks[0]["backbone"][key], ranks[1]["backbone"][key]), key  # replicas agree
-        assert torch.allclose(ranks[0]["backbone"][key], value, rtol=1e-4, atol=1e-6), key
+        assert torch.allclose(ranks[0]["backbone"][key], value, rtol=1e-4, atol=1e-4), key
     assert [r["class_start"] for r in ranks] == [0, 5]  # 10 centres, 5 per rank
     head = torch.cat([ranks[0]["head"], ranks[1]["head"]])
-    assert torch.allclose(head, single["head"], rtol=1e-4, atol=1e-6)
+    assert torch.allclose(head, single["head"], rtol=1e-4, atol=1e-4)
     assert abs(ranks[0]["loss"] - single["loss"]) < 1e-4 and ranks[0]["loss"] == ranks[1]["loss"]
     halfway = torch.load(tmp_path / "single" / "step-000000003.rank-0.pt", weights_only=True)
     assert not torch.allclose(halfway["head"]["weight"], head, rtol=1e-4, atol=1e-6)  # not trivial

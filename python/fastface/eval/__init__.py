@@ -3,6 +3,9 @@ metrics, reports, and a runner that takes any embedding function (C++ engine or 
 
 Importing needs numpy only, so it works on a board: OpenCV is imported when images are decoded,
 matplotlib when plots are drawn, tqdm when a progress bar is asked for.
+
+``fastface eval`` (``cli``) and ``fastface compare`` (``compare``) live here, not in
+``fastface.cli``: each is the front of this package's own machinery, which the runtime never loads.
 """
 from .faces import FaceCrop, select_face
 from .metrics import Result, evaluate_scores

@@ -115,7 +115,7 @@ def profile(param: Path, threads: int, seconds: float, card_path: Path | None = 
     card_path = card_path or param.with_suffix(".json")
     spec = json.dumps({"param": str(param), "threads": threads, "seconds": seconds, "card": str(card_path),
                        "detector": str(detector) if detector else None, "photos": photos})
-    done = subprocess.run([sys.executable, "-m", "fastface.cli", "compare", "--worker", spec],
+    done = subprocess.run([sys.executable, "-m", "fastface", "compare", "--worker", spec],
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"timing {param} failed: {done.stderr.strip()[-2000:]}")
@@ -252,7 +252,7 @@ def is_detector(param: Path) -> bool:
 def pipeline_detector(models: list[Path], given) -> tuple[list[Path], Path]:
     """(the recognizers among ``models``, the detector the pipeline is timed with): ``given``,
     else the first detector among the models, else the bundled default."""
-    from .._bundled import bundled_model
+    from ..hub.bundled import bundled_model
     from ..detect import DEFAULT_DETECTOR
 
     detectors = [m for m in models if is_detector(m)]
@@ -269,7 +269,7 @@ def photo_files(folder) -> list[str] | None:
     """Up to PHOTO_LIMIT image files of ``folder`` (None: time on the synthetic scene)."""
     if not folder:
         return None
-    from ..faces_cli import IMAGE_SUFFIXES
+    from .._opencv import IMAGE_SUFFIXES
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
@@ -301,7 +301,7 @@ def measure_pipeline(model, detector_path: str, photos, gallery: np.ndarray, thr
 
     detector = Detector(detector_path, threads=threads)
     if photos:
-        from ..faces_cli import read_image
+        from .._opencv import read_image
 
         images = [read_image(p) for p in photos]
         faces = [[f.landmarks for f in detector.detect(image)] for image in images]

@@ -44,7 +44,8 @@ class Pairs:
 def read_pairs(path, images=None) -> Pairs:
     """Read a pair list, choosing the reader by extension (``.txt``, ``.csv``, ``.bin``).
 
-    ``images`` is the image root for ``.txt``/``.csv``; default: the pair file's folder.
+    ``images`` is the image root for ``.txt``/``.csv``; default: the pair file's folder (for LFW
+    lists, its ``images/`` or ``lfw/`` sub-folder when the photos are there).
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
@@ -109,7 +110,17 @@ def read_lfw(path, images=None) -> Pairs:
         raise ValueError(f"{path}: header announces {n_folds} fold(s) of {per_fold} same + "
                          f"{per_fold} different pairs = {2 * n_folds * per_fold}, found {len(rows)}")
     folds = np.repeat(np.arange(n_folds), 2 * per_fold) if n_folds > 1 else None
-    return _from_files(path, images, rows, folds, "lfw")
+    return _from_files(path, _lfw_root(path, rows) if images is None else images, rows, folds, "lfw")
+
+
+def _lfw_root(path: str, rows: list):
+    """The pair file's folder, or the ``images/`` or ``lfw/`` folder beside it when the photos
+    are there (how LFW's archives and View 1 unpack); None (the file's folder) otherwise."""
+    folder = os.path.dirname(os.path.abspath(path))
+    for root in (folder, os.path.join(folder, "images"), os.path.join(folder, "lfw")):
+        if rows and os.path.isfile(os.path.join(root, rows[0][0])):
+            return root
+    return None
 
 
 _FLAGS = {"1": True, "true": True, "0": False, "false": False}

@@ -10,7 +10,8 @@
 Each export writes ``<name>.param``, ``<name>.bin`` and the model card ``<name>.json`` that
 :class:`fastface.Embedder` / :class:`fastface.Detector` read. Needs the ``[export]`` extra
 (torch, pnnx, onnx, onnxruntime); the runtime never imports this package. Heavy modules load
-on first use, so ``fastface --help`` stays fast.
+on first use, so ``fastface --help`` stays fast. ``fastface export`` lives here (``cli``), not
+in ``fastface.cli``: its options mirror this package's and it needs this package's extras.
 """
 from __future__ import annotations
 

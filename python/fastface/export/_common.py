@@ -151,7 +151,7 @@ def provenance(info: dict, fp16: bool, optlevel: int) -> dict:
 
 
 def file_hashes(files: dict[str, Path | None]) -> dict:
-    from ..download import sha256_file
+    from ..hub.download import sha256_file
 
     return {suffix.lstrip("."): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for suffix, p in files.items() if p is not None}

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._opencv import IMAGE_SUFFIXES
+
 CHIP_SIZE, CHIP_PADDING = 150, 0.25  # what face_recognition / dlib's compute_face_descriptor use
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
 
 
 def chip_transform(details) -> np.ndarray:

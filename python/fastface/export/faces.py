@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._opencv import IMAGE_SUFFIXES
 from .errors import ExportError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".webp", ".tif", ".tiff")
 #: Size of the synthetic set when no folder is given.
 SYNTHETIC_COUNT = 8
 _SEED = 20250505  # fixed: the synthetic set is the same on every machine and every run
@@ -60,7 +59,7 @@ def image_files(folder) -> list[Path]:
         raise ExportError(f"parity image folder {folder} does not exist")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ExportError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        raise ExportError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return files
 
 

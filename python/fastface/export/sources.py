@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..download import sha256_file
+from ..hub.download import sha256_file
 from .errors import ExportError, StateDictMismatch
 
 #: Inputs of the training backbones: RGB, (x - 127.5) / 127.5.

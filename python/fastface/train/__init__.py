@@ -6,7 +6,8 @@
 or ``fastface train DATA ...`` on the command line, under ``torchrun`` for several GPUs/nodes.
 One concern per module: ``backbones``, ``losses`` (margins), ``partial_fc`` (sharded classifier),
 ``data`` and ``recordio`` (datasets), ``sampler``, ``schedule``, ``checkpoint``, ``distributed``,
-``verification``, ``trainer`` (the loop) and ``cli``.
+``verification``, ``trainer`` (the loop) and ``cli`` — ``fastface train``, kept here rather than
+in ``fastface.cli`` because its options are generated from this package's ``TrainConfig``.
 
 Importing this package does not import torch, so ``fastface --help`` stays light on devices
 without it; ``train`` and ``TrainResult`` load the trainer on first use.

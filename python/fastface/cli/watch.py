@@ -14,11 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from .detect import Detector
-from .embed import Embedder
-from .faces_cli import _add_model_arguments
-from .gallery import Gallery
-from .stream import STAGES, Event, Stream, _cv2
+from ..gallery import Gallery
+from ..stream import STAGES, Event, Stream, _cv2
+from ._common import THRESHOLD_HELP, add_model_arguments, models
 
 
 def add_arguments(parser) -> None:
@@ -26,7 +24,7 @@ def add_arguments(parser) -> None:
                                        "ending in appsink (see README: Raspberry Pi camera)")
     parser.add_argument("--gallery", required=True, help="gallery file (fastface enroll)")
     parser.add_argument("--annotate", metavar="OUT.mp4", help="write the video with boxes, track ids and names")
-    parser.add_argument("--threshold", type=float, help="cosine to accept a name (default: card or 0.35)")
+    parser.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
     parser.add_argument("--detect-every", type=int, default=1, metavar="N", help="run the detector on every Nth frame")
     parser.add_argument("--detect-scale", type=float, default=1.0, metavar="S",
                         help="detect on the frame resized by S in (0, 1]")
@@ -37,23 +35,7 @@ def add_arguments(parser) -> None:
                              "--no-live: process every frame (default for files)")
     parser.add_argument("--stats-every", type=float, default=1.0, metavar="SECONDS",
                         help="seconds between status lines (0: none)")
-    _add_model_arguments(parser)
-
-
-def _models(args):
-    """The models from --detector/--model/--card, else the defaults this fastface bundles."""
-    detector = (Detector(args.detector, threads=args.threads) if args.detector
-                else _bundled(lambda: Detector(threads=args.threads), "--detector (or set FASTFACE_DETECTOR)"))
-    embedder = (Embedder(args.model, card=args.card, threads=args.threads) if args.model
-                else _bundled(lambda: Embedder(threads=args.threads), "--model (or set FASTFACE_MODEL)"))
-    return detector, embedder
-
-
-def _bundled(make, option: str):
-    try:
-        return make()
-    except TypeError:  # a fastface without a bundled default: the model argument is required
-        raise ValueError(f"give {option}: this fastface bundles no default model for it") from None
+    add_model_arguments(parser)
 
 
 def _draw(cv2, image, tracks):
@@ -133,7 +115,7 @@ class _Window:
 
 def run(args) -> int:
     gallery = Gallery.load(args.gallery)
-    detector, embedder = _models(args)
+    detector, embedder = models(args)
     if args.stats_every < 0:
         raise ValueError(f"--stats-every must be >= 0, got {args.stats_every}")
     stream = Stream(args.source, detector=detector, embedder=embedder, gallery=gallery, threshold=args.threshold,

@@ -85,7 +85,7 @@ class ProgressBar:
 
 
 def _request(url: str, start: int) -> urllib.request.Request:
-    from . import __version__
+    from .. import __version__
 
     headers = {"User-Agent": f"fastface/{__version__}", "Accept-Encoding": "identity"}
     if start:

@@ -44,10 +44,6 @@ def importable(module: str) -> bool:
         return False
 
 
-__all__ = ["CacheError", "ChecksumError", "DownloadError", "ExtraMissingError", "LicenseError", "OfflineError",
-           "cache_dir", "installed", "pull", "remove", "resolve", "verify"]
-
-
 class LicenseError(PermissionError):
     """A non-commercial model was asked for without accepting its licence."""
 
@@ -204,7 +200,7 @@ def _build(entry: ModelEntry, sources: list[Path], staging: Path, log: Callable[
     card = dict(entry.card)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=staging))
     if entry.task == "recognizer":
-        from .export import export_recognizer
+        from ..export import export_recognizer
 
         size = card.get("size")
         if isinstance(size, list) and size[0] == size[1]:
@@ -214,7 +210,7 @@ def _build(entry: ModelEntry, sources: list[Path], staging: Path, log: Callable[
                                    channel_order=card.get("channel_order"), mean=card.get("mean"),
                                    scale=card.get("scale"), log=log)
     else:
-        from .export import export_detector
+        from ..export import export_detector
 
         fields = {k: v for k, v in card.items() if k not in ("kind", "input_size", "input", "outputs")}
         result = export_detector(source, work, name, kind=card["kind"], card=fields,
@@ -385,6 +381,29 @@ def resolve(name: str, task: str, *, download: bool = True, accept_license: bool
     if not download:
         raise FileNotFoundError(f"{name} is not in the model cache {cache_dir()}; run: fastface models pull {name}")
     return pull(name, accept_license=accept_license, progress=progress)
+
+
+def local_path(name: str) -> Path:
+    """The ``.param`` of model ``name`` on this machine (installed, else bundled), never a download."""
+    present = installed(name)
+    if present is not None:
+        return present.param
+    entry = lookup(name)
+    if entry.bundled is not None:
+        return entry.bundled
+    raise FileNotFoundError(f"{name} is not installed; run: fastface models pull {name}")
+
+
+def catalogue() -> list[dict]:
+    """Every known model, by name: task, licence, format, size, accuracy, origin and whether it
+    is ``bundled``, ``installed`` or not here (``-``)."""
+    rows = []
+    for name, entry in sorted(load_registry().items()):
+        status = "bundled" if entry.bundled is not None else "installed" if installed(name) else "-"
+        rows.append({"name": name, "task": entry.task, "licence": entry.licence, "commercial_use": entry.commercial_use,
+                     "format": entry.format, "size": entry.size, "status": status, "accuracy": entry.accuracy,
+                     "licence_url": entry.licence_url, "origin": entry.origin})
+    return rows
 
 
 def looks_like_path(value: str) -> bool:

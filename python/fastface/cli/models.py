@@ -41,16 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _list(args) -> int:
-    from .hub import cache_dir, installed
-    from .registry import load_registry
+    from ..hub import cache_dir, catalogue
 
-    rows = []
-    for name, entry in sorted(load_registry().items()):
-        present = installed(name) if entry.bundled is None else None
-        status = "bundled" if entry.bundled is not None else "installed" if present else "-"
-        rows.append({"name": name, "task": entry.task, "licence": entry.licence, "commercial_use": entry.commercial_use,
-                     "format": entry.format, "size": entry.size, "status": status, "accuracy": entry.accuracy,
-                     "licence_url": entry.licence_url, "origin": entry.origin})
+    rows = catalogue()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -65,8 +58,8 @@ def _list(args) -> int:
 
 
 def _pull(args) -> int:
-    from .export.errors import ParityError
-    from .hub import pull
+    from ..export.errors import ParityError
+    from ..hub import pull
 
     status = 0
     for name in args.names:
@@ -84,23 +77,14 @@ def _pull(args) -> int:
 
 
 def _path(args) -> int:
-    from .hub import installed
-    from .registry import load_registry, lookup
+    from ..hub import local_path
 
-    registry = load_registry()
-    present = installed(args.name)
-    if present is not None:
-        print(present.param)
-        return 0
-    entry = lookup(args.name, registry)
-    if entry.bundled is not None:
-        print(entry.bundled)
-        return 0
-    raise FileNotFoundError(f"{args.name} is not installed; run: fastface models pull {args.name}")
+    print(local_path(args.name))
+    return 0
 
 
 def _verify(args) -> int:
-    from .hub import verify
+    from ..hub import verify
 
     report = verify(args.names or None)
     if not report:
@@ -116,7 +100,7 @@ def _verify(args) -> int:
 
 
 def _remove(args) -> int:
-    from .hub import remove
+    from ..hub import remove
 
     missing = [name for name in args.names if not remove(name)]
     for name in missing:

@@ -1,4 +1,4 @@
-"""Known models by name: the registry shipped with the package (``fastface/registry.json``),
+"""Known models by name: the registry shipped with the package (``fastface/hub/registry.json``),
 entries added by the file ``$FASTFACE_REGISTRY`` (a private mirror, or tests), and the models
 bundled in ``fastface/models`` (read from their cards, so new bundled models appear by
 themselves). Every entry is checked when the registry loads; a missing or malformed field is
@@ -195,7 +195,7 @@ def _task(card: dict) -> Optional[str]:
 def bundled_entries() -> dict[str, ModelEntry]:
     """The bundled models that carry weights (architecture-only graphs are left out), from
     their cards in the installed ``fastface/models``."""
-    from ._bundled import bundled_dir
+    from .bundled import bundled_dir
 
     folder = bundled_dir()
     entries = {}

@@ -5,7 +5,7 @@ import datetime
 import json
 from pathlib import Path
 
-from .gallery import Gallery
+from ..gallery import Gallery
 
 
 def add_arguments(parser) -> None:

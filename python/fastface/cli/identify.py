@@ -1,0 +1,53 @@
+"""``fastface identify GALLERY PHOTO``: name every face in a photo from a gallery."""
+from __future__ import annotations
+
+from .._opencv import import_cv2, read_image
+from ..gallery import Gallery
+from ._common import THRESHOLD_HELP, add_model_arguments, analyzer, emit, threshold
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("gallery")
+    parser.add_argument("image", help="photo; every face found in it is named (no subject is chosen, unlike verify)")
+    parser.add_argument("-k", type=int, default=3, help="candidates per face (default 3)")
+    parser.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
+    parser.add_argument("--annotate", help="write the image with boxes, landmarks and names here")
+    add_model_arguments(parser)
+
+
+def run(args) -> int:
+    gallery = Gallery.load(args.gallery)
+    faces = analyzer(args)
+    if faces.embedder.dim != gallery.dim:
+        raise ValueError(f"the gallery holds {gallery.dim}-d embeddings but the model makes {faces.embedder.dim}-d")
+    cut = threshold(args, faces.embedder)
+    image = read_image(args.image)
+    found = faces.analyze(image)
+    results, labels, lines = [], [], []
+    for face in found:
+        match, candidates = gallery.identify(face.embedding, cut, k=args.k)
+        results.append({"bbox": [round(float(v), 1) for v in face.bbox], "score": face.score, "match": match,
+                        "candidates": [{"name": n, "score": s} for n, s in candidates]})
+        labels.append(match or "unknown")
+        lines.append(f"face at {tuple(int(v) for v in face.bbox)}: {match or 'unknown'} "
+                     f"({', '.join(f'{n} {s:.3f}' for n, s in candidates)})")
+    if args.annotate:
+        _annotate(image, found, labels, args.annotate)
+    emit(args, {"faces": results}, "\n".join(lines) if lines else "no face found")
+    return 0
+
+
+def _annotate(image, faces, labels, path) -> None:
+    """Write ``image`` with boxes, landmarks and labels drawn on it."""
+    cv2 = import_cv2()
+    canvas = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 500))
+    for face, label in zip(faces, labels):
+        x1, y1, x2, y2 = (int(round(v)) for v in face.bbox)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 200, 0), thickness)
+        for x, y in face.landmarks:
+            cv2.circle(canvas, (int(round(x)), int(round(y))), thickness + 1, (0, 0, 255), -1)
+        cv2.putText(canvas, label, (x1, max(0, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness, (0, 200, 0),
+                    thickness)
+    if not cv2.imwrite(str(path), canvas):
+        raise OSError(f"could not write {path}")

@@ -1,0 +1,28 @@
+"""``fastface verify A B``: are the main (largest) faces of two photos the same person?"""
+from __future__ import annotations
+
+from .._opencv import read_image
+from ._common import THRESHOLD_HELP, add_model_arguments, analyzer, emit, threshold
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("image_a", help="photo; its largest face is the one compared "
+                                        "(fastface eval picks the most central by default)")
+    parser.add_argument("image_b", help="photo; its largest face is the one compared")
+    parser.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
+    add_model_arguments(parser)
+
+
+def run(args) -> int:
+    faces = analyzer(args)
+    cut = threshold(args, faces.embedder)
+    a, b = (faces.largest_face(read_image(path)) for path in (args.image_a, args.image_b))
+    missing = [p for p, f in ((args.image_a, a), (args.image_b, b)) if f is None]
+    if missing:
+        emit(args, {"same": None, "error": "no face", "images": missing}, f"no face found in {', '.join(missing)}")
+        return 1
+    score = float(a.embedding @ b.embedding)
+    same = score >= cut
+    emit(args, {"same": same, "score": score, "threshold": cut},
+         f"{'same person' if same else 'different people'} (cosine {score:.4f}, threshold {cut})")
+    return 0
