@@ -53,3 +53,6 @@ DLIB_RESNET = DATA / "models" / "dlib-resnet"
 YUNET_2023MAR_ONNX = DATA / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
 #: YuNet's dynamic-shape ONNX files (any input size), per variant; the bundled detector is yunet_s.
 YUNET_DYNAMIC = {v: DATA / "models" / "yunet" / f"yunet_{v}_dynamic.onnx" for v in ("n", "s")}
+#: LFW's development set (View 1): pairsDevTrain.txt, pairsDevTest.txt and the photos they name
+#: under images/. For calibration and model choice only; LFW accuracy is reported on View 2.
+LFW_VIEW1 = DATA / "faces" / "lfw-view1"

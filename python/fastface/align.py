@@ -1,6 +1,9 @@
 """Stage 2 of image -> faces -> aligned crops -> embeddings -> matches: 5-landmark alignment."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 
 from . import _core
@@ -44,3 +47,96 @@ def align(image, landmarks, size=112, template=None, channel_order: str = "BGR",
     _core.validate_landmarks(image, order, points)
     dst_to_src = _core.invert_affine(_core.estimate_similarity(points, dst))
     return _core.warp_u8(image, order, dst_to_src, width, height, border_value)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where a face's crop comes from: ``points`` in the image go onto ``template`` in the crop.
+    ``method`` is "shape_predictor" (dlib's 5 points, refined in a box around the face) or
+    "detector" (the detector's five landmarks); ``note`` says why a refinement fell back."""
+    points: np.ndarray
+    template: np.ndarray
+    method: str
+    note: Optional[str] = None
+
+
+class FaceAligner:
+    """How a recognizer's crops are cut, as its card says (key ``"alignment"``):
+
+    * no ``"alignment"``: the detector's five landmarks onto the card's ``"template"`` (ArcFace's,
+      scaled to the input, when the card has none) — MobileFaceNet, IResNet and other ArcFace models;
+    * ``{"method": "dlib_chip", ...}``: what dlib's ResNet was trained on — dlib's 5-point shape
+      predictor, run in a box placed from the detector's box (``"box"``: centre offset and size as
+      fractions of the box's width and height), onto ``"template"`` (dlib's chip geometry:
+      ``get_face_chip(size, padding)``). The refinement does not depend on the detection scale.
+      Where it cannot be trusted — a face smaller than ``"min_face"`` pixels, points off the image,
+      or eyes more than ``"max_disagreement"`` inter-ocular distances from the detector's (a
+      profile face, a box on something else) — the detector's landmarks are used with the card's
+      ``"template"``, and :attr:`Alignment.note` says why.
+    """
+
+    def __init__(self, card: dict):
+        self.size = tuple(card["size"])
+        self.template = template_for(self.size, card.get("template"))
+        self.template.setflags(write=False)
+        spec = card.get("alignment")
+        self.method = "template" if spec is None else spec.get("method")
+        if self.method == "template":
+            self.predictor = None
+            return
+        if self.method != "dlib_chip":
+            raise ValueError(f"model card 'alignment' method must be 'dlib_chip' or absent, got {self.method!r}")
+        from .landmarks import ShapePredictor
+
+        self.predictor = ShapePredictor(spec.get("shape_predictor"))
+        self.chip_template = as_points(spec["template"], "model card 'alignment.template'",
+                                       count=self.predictor.num_parts)
+        self.chip_template.setflags(write=False)
+        box = spec["box"]
+        self.box_centre = np.asarray(box["centre"], np.float64).reshape(2)
+        self.box_size = np.asarray(box["size"], np.float64).reshape(2)
+        self.min_face = float(spec.get("min_face", 0.0))
+        self.max_disagreement = float(spec.get("max_disagreement", np.inf))
+        if not (np.all(np.isfinite(self.box_centre)) and np.all(self.box_size > 0) and self.min_face >= 0
+                and self.max_disagreement > 0):
+            raise ValueError(f"model card 'alignment' has an invalid box, min_face or max_disagreement: {spec!r}")
+
+    def predictor_box(self, bbox) -> np.ndarray:
+        """The box the shape predictor sees for a detector box (x1, y1, x2, y2)."""
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        size = np.array([x2 - x1, y2 - y1])
+        centre = np.array([x1 + x2, y1 + y2]) / 2 + self.box_centre * size
+        half = self.box_size * size / 2
+        return np.concatenate([centre - half, centre + half])
+
+    def align(self, image: np.ndarray, bbox, landmarks, channel_order: str = "BGR") -> Alignment:
+        """The points and template for the face with detector ``bbox`` and five ``landmarks``."""
+        landmarks = as_points(landmarks, "landmarks", count=5)
+        if self.predictor is None:
+            return Alignment(landmarks, self.template, "detector")
+        note = self._distrust(image, bbox, landmarks, channel_order)
+        if isinstance(note, str):
+            return Alignment(landmarks, self.template, "detector", note)
+        return Alignment(note, self.chip_template, "shape_predictor")
+
+    def _distrust(self, image, bbox, landmarks, channel_order):
+        """dlib's points, or a string saying why they are not to be trusted."""
+        width, height = float(bbox[2]) - float(bbox[0]), float(bbox[3]) - float(bbox[1])
+        if not min(width, height) >= self.min_face:
+            return f"face {width:.0f}x{height:.0f} px is below the shape predictor's {self.min_face:.0f} px"
+        points = self.predictor.predict(image, self.predictor_box(bbox), channel_order)
+        rows, cols = image.shape[:2]
+        if not (np.all(np.isfinite(points)) and np.all(points >= 0) and np.all(points[:, 0] <= cols - 1)
+                and np.all(points[:, 1] <= rows - 1)):
+            return "shape predictor's points fall off the image"
+        # dlib's eye centres (corner midpoints) vs the detector's, in inter-ocular distances.
+        eyes = np.array([points[2:4].mean(0), points[0:2].mean(0)])
+        ocular = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+        disagreement = float(np.max(np.linalg.norm(eyes - landmarks[:2], axis=1))) / max(ocular, 1e-6)
+        if not disagreement <= self.max_disagreement:
+            return f"shape predictor's eyes are {disagreement:.2f} eye distances from the detector's"
+        return points
+
+    def crop(self, image: np.ndarray, alignment: Alignment, channel_order: str = "BGR") -> np.ndarray:
+        """The aligned crop as a uint8 image (for evaluation, display and the mirrored embedding)."""
+        return align(image, alignment.points, self.size, alignment.template, channel_order)

@@ -13,17 +13,21 @@ class FaceAnalyzer:
     """Detect, align and embed: ``FaceAnalyzer(detector, embedder).analyze(image)``.
 
     ``FaceAnalyzer()`` uses the bundled models: ``Detector()`` and ``Embedder()`` (dlib's
-    ResNet). Thread-safe; the C++ work releases the GIL, so ``analyze_many`` runs images in
+    ResNet). ``flip=True`` averages each face's embedding with its mirror image's (twice the
+    network time; see README "Accuracy"). Thread-safe; the C++ work releases the GIL, so ``analyze_many`` runs images in
     parallel.
     """
 
-    def __init__(self, detector: Detector | None = None, embedder: Embedder | None = None):
+    def __init__(self, detector: Detector | None = None, embedder: Embedder | None = None, flip: bool = False):
         detector = Detector() if detector is None else detector
         embedder = Embedder() if embedder is None else embedder
         if not isinstance(detector, Detector) or not isinstance(embedder, Embedder):
             raise TypeError("FaceAnalyzer needs a fastface.Detector and a fastface.Embedder")
+        if not isinstance(flip, bool):
+            raise TypeError(f"flip must be True or False, got {flip!r}")
         self.detector = detector
         self.embedder = embedder
+        self.flip = flip
 
     def analyze(self, image, channel_order: str = "BGR") -> list[Face]:
         """Faces in ``image``, best first, each with ``.embedding`` (L2-normalized) filled."""
@@ -31,7 +35,7 @@ class FaceAnalyzer:
         order = check_order(channel_order)
         faces = self.detector.detect(image, order)
         for face in faces:
-            face.embedding = self.embedder.embed_image(image, face.landmarks, order)
+            face.embedding = self.embedder.embed_face(image, face, order, flip=self.flip)
         return faces
 
     def largest_face(self, image, channel_order: str = "BGR") -> Optional[Face]:

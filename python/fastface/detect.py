@@ -32,11 +32,15 @@ DETECTOR_DEFAULTS = {
 @dataclass
 class Face:
     """One detected face. ``landmarks`` are in the alignment template's order: left eye, right
-    eye, nose tip, left and right mouth corners, as seen in the image."""
+    eye, nose tip, left and right mouth corners, as seen in the image. Once embedded,
+    ``alignment`` says how its crop was cut ("shape_predictor" or "detector", see
+    :class:`fastface.align.FaceAligner`) and ``alignment_note`` why a refinement fell back."""
     bbox: np.ndarray                      # (4,) x1, y1, x2, y2 in image pixels
     score: float
     landmarks: np.ndarray                 # (5, 2)
     embedding: Optional[np.ndarray] = field(default=None, repr=False)
+    alignment: Optional[str] = None
+    alignment_note: Optional[str] = None
 
 
 #: The bundled detector ``Detector()`` loads: YuNet (Apache-2.0) from models/, see models/README.md.

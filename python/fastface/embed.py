@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_image, as_points, as_size, check_order
+from .align import FaceAligner
 
 #: Keys a model card must provide; ``dim``, ``template`` and anything else are optional.
 REQUIRED_CARD_KEYS = ("input", "output", "size", "channel_order", "mean", "scale")
@@ -126,6 +127,7 @@ class Embedder:
             param, bin, self.card["input"], self.card["output"], width, height, self.card["channel_order"],
             self.card["mean"], self.card["scale"], self.card["dim"],
             None if template is None else np.asarray(template, dtype=np.float32), threads, bool(fp16))
+        self.aligner = FaceAligner(self.card)
 
     @property
     def dim(self) -> int:
@@ -167,8 +169,24 @@ class Embedder:
             raise ValueError(f"crops must be a non-empty (N, H, W[, C]) array, got shape {crops.shape}")
         return self._model.embed(crops, check_order(channel_order), bool(normalize))
 
+    def embed_face(self, image, face, channel_order: str = "BGR", flip: bool = False) -> np.ndarray:
+        """The L2-normalized embedding (dim,) of a detected ``face`` (a :class:`fastface.Face`),
+        cut as the card says (:class:`fastface.align.FaceAligner`); records how on
+        ``face.alignment`` / ``face.alignment_note``. ``flip`` also embeds the mirrored crop and
+        averages the two (twice the network time, often a little more accurate)."""
+        image = as_image(image)
+        order = check_order(channel_order)
+        found = self.aligner.align(image, face.bbox, face.landmarks, order)
+        face.alignment, face.alignment_note = found.method, found.note
+        if flip:
+            crop = self.aligner.crop(image, found, order)
+            both = self._model.embed(np.stack([crop, crop[:, ::-1]]), order, False).sum(0)
+            return (both / max(float(np.linalg.norm(both)), 1e-12)).astype(np.float32)
+        return self._model.embed_face(image, order, found.points, found.template, True)
+
     def embed_image(self, image, landmarks, channel_order: str = "BGR", normalize: bool = True) -> np.ndarray:
-        """Align the face at ``landmarks`` and embed it in one pass (no intermediate crop); (dim,)."""
+        """Align the face at ``landmarks`` onto the card's template and embed it in one pass (no
+        intermediate crop); (dim,). :meth:`embed_face` follows the card's alignment instead."""
         image = as_image(image)
         order = check_order(channel_order)
         points = as_points(landmarks, "landmarks")

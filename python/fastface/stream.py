@@ -531,8 +531,9 @@ class Stream:
         tracker, seconds = self._tracker, self._seconds
         for track_id in tracker.embedding_wanted():
             started = time.monotonic()
-            landmarks = tracker.track(track_id)["landmarks"]
-            aggregate = tracker.add_embedding(track_id, self.embedder.embed_image(image, landmarks, self._order))
+            track = tracker.track(track_id)
+            face = Face(track["bbox"], 0.0, track["landmarks"])
+            aggregate = tracker.add_embedding(track_id, self.embedder.embed_face(image, face, self._order))
             self._stats.embeddings += 1
             identified = time.monotonic()
             seconds["embed"] += identified - started

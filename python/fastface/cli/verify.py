@@ -23,6 +23,10 @@ def run(args) -> int:
         return 1
     score = float(a.embedding @ b.embedding)
     same = score >= cut
-    emit(args, {"same": same, "score": score, "threshold": cut},
+    calibration = faces.embedder.card.get("threshold_calibration", {}) if args.threshold is None else {}
+    emit(args, {"same": same, "score": score, "threshold": cut,
+                # What the threshold does on the pairs it was calibrated on (None for --threshold).
+                "far": calibration.get("far"), "frr": calibration.get("frr"),
+                "calibrated_on": calibration.get("pairs")},
          f"{'same person' if same else 'different people'} (cosine {score:.4f}, threshold {cut})")
     return 0

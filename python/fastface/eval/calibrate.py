@@ -7,20 +7,22 @@ import os
 import tempfile
 from pathlib import Path
 
-from .metrics import Result, best_threshold
+from .metrics import Result, at_threshold, best_threshold
 
 METHOD = ("cosine threshold with the highest accuracy on all pairs (the strictest among equals, placed "
           "halfway to the next score); the 10-fold protocol's mean threshold and accuracy alongside")
 
 
 def calibration(result: Result, pairs: str) -> dict:
-    """The threshold and how it was found, as the card records it."""
-    threshold = best_threshold(result.scores, result.same)
-    accepted = result.scores >= threshold
+    """The threshold and how it was found, as the card records it: ``pairs`` names the pair
+    list(s); FAR and FRR are those the threshold gives on them."""
+    threshold = round(best_threshold(result.scores, result.same), 4)
+    fixed = at_threshold(result.scores, result.same, threshold)
     s = result.summary
-    return {"value": round(threshold, 4), "method": METHOD, "pairs": Path(pairs).name, "pair_count": s["pairs"],
-            "same": s["same"], "accuracy_at_threshold": round(float((accepted == result.same).mean()), 4),
-            "ten_fold_accuracy": round(s["accuracy_mean"], 4), "ten_fold_threshold_mean": round(s["threshold_mean"], 4)}
+    return {"value": threshold, "method": METHOD, "pairs": pairs, "pair_count": s["pairs"],
+            "same": s["same"], "accuracy_at_threshold": round(fixed["accuracy"], 4), "far": round(fixed["far"], 4),
+            "frr": round(fixed["frr"], 4), "ten_fold_accuracy": round(s["accuracy_mean"], 4),
+            "ten_fold_threshold_mean": round(s["threshold_mean"], 4)}
 
 
 def write_threshold(card_path, result: Result, pairs: str) -> dict:

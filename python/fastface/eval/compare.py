@@ -229,7 +229,7 @@ def run(args) -> int:
             model = Embedder(m, card=card, threads=args.threads)
             aligned = str(args.pairs).lower().endswith(".bin") and not args.detector  # .bin sets: aligned crops
             crop = None if aligned else aligner(detector, model.input_size, model.card.get("template"),
-                                                face=args.face, strict=args.strict)
+                                                face=args.face, strict=args.strict, face_aligner=model.aligner)
             result = evaluate(lambda c: model.embed(c, normalize=False), pairs, crop=crop, progress=True,
                               name=row["name"])
             results[str(m)] = result.summary  # keyed by path: two models may share a stem
@@ -277,10 +277,11 @@ def photo_files(folder) -> list[str] | None:
     return [str(p) for p in files[:PHOTO_LIMIT]]
 
 
-def synthetic_scene() -> tuple[np.ndarray, np.ndarray]:
+def synthetic_scene():
     """A SCENE_SIZE BGR scene the command draws: smooth noise with one synthetic face (2x the
-    112 px crop) pasted in; returns it and that face's 5 landmarks."""
+    112 px crop) pasted in; returns it and that face (its box is the pasted crop)."""
     from ..align import ARCFACE_TEMPLATE
+    from ..detect import Face
     from ..export.faces import synthetic_faces
 
     width, height = SCENE_SIZE
@@ -289,7 +290,8 @@ def synthetic_scene() -> tuple[np.ndarray, np.ndarray]:
     face = np.repeat(np.repeat(synthetic_faces(1)[0], 2, 0), 2, 1)
     x, y = 200, 120
     scene[y:y + face.shape[0], x:x + face.shape[1]] = face
-    return np.ascontiguousarray(scene), (ARCFACE_TEMPLATE * 2 + [x, y]).astype(np.float32)
+    box = np.array([x, y, x + face.shape[1], y + face.shape[0]], np.float32)
+    return np.ascontiguousarray(scene), Face(box, 1.0, (ARCFACE_TEMPLATE * 2 + [x, y]).astype(np.float32))
 
 
 def measure_pipeline(model, detector_path: str, photos, gallery: np.ndarray, threads: int, seconds: float) -> dict:
@@ -304,17 +306,17 @@ def measure_pipeline(model, detector_path: str, photos, gallery: np.ndarray, thr
         from .._opencv import read_image
 
         images = [read_image(p) for p in photos]
-        faces = [[f.landmarks for f in detector.detect(image)] for image in images]
+        faces = [detector.detect(image) for image in images]
         source = f"{len(images)} photos"
     else:
-        scene, landmarks = synthetic_scene()
-        images, faces = [scene], [[landmarks]]
+        scene, face = synthetic_scene()
+        images, faces = [scene], [[face]]
         source = f"synthetic {SCENE_SIZE[0]}x{SCENE_SIZE[1]} scene, 1 face"
 
-    def whole_path(image, landmarks):
+    def whole_path(image, found):
         detector.detect(image)
-        for points in landmarks:
-            search(model.embed_image(image, points), gallery, 5, threads=threads, unit_rows=True)
+        for face in found:
+            search(model.embed_face(image, face), gallery, 5, threads=threads, unit_rows=True)
 
     budget = seconds / len(images)
     detect_ms = [float(np.median(_timed(lambda: detector.detect(i), budget, min_runs=1))) for i in images]

@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from .._checks import as_size
-from ..align import align, template_for
+from ..align import FaceAligner, align, template_for
 from ..detect import Detector
 
 FACE_RULES = ("central", "largest", "score")
@@ -80,13 +80,14 @@ class FaceCrop:
     """
 
     def __init__(self, detector, size=112, template=None, face: str = DEFAULT_FACE, strict: bool = False,
-                 threads: int = 1):
+                 threads: int = 1, aligner: FaceAligner | None = None):
         if face not in FACE_RULES:
             raise ValueError(f"unknown face rule {face!r}; choose one of {', '.join(FACE_RULES)}")
         if detector is None or isinstance(detector, (str, os.PathLike)):
             detector = Detector(detector, threads=threads)  # None: the bundled detector
         self.detector, self.size, self.template = detector, size, template
         self.face, self.strict = face, strict
+        self.aligner = aligner  # a recognizer's own alignment (Embedder.aligner), else its template
 
     def crop(self, image) -> tuple[np.ndarray, bool]:
         """(aligned crop, whether a face was detected)."""
@@ -96,6 +97,8 @@ class FaceCrop:
                 raise NoFaceError("no face detected (strict: no centred fallback)")
             return align(image, centred_landmarks(image.shape, self.size, self.template), self.size,
                          self.template), False
+        if self.aligner is not None:
+            return self.aligner.crop(image, self.aligner.align(image, subject.bbox, subject.landmarks)), True
         return align(image, subject.landmarks, self.size, self.template), True
 
     def __call__(self, image) -> np.ndarray:

@@ -147,6 +147,17 @@ def tar_at_far(scores, same, fars=FARS) -> list:
     return out
 
 
+def at_threshold(scores, same, threshold: float) -> dict:
+    """A fixed threshold's decisions on these pairs: accuracy, FAR (different people accepted,
+    of all different-person pairs), FRR (same person rejected, of all same-person pairs) and the
+    confusion counts; a pair is accepted when its score is at least ``threshold``."""
+    scores, same = _check(scores, same)
+    counts = confusion(same, scores >= threshold)
+    return {"threshold": float(threshold), "accuracy": rates(**counts)["accuracy"],
+            "far": _ratio(counts["fp"], counts["fp"] + counts["tn"]),
+            "frr": _ratio(counts["fn"], counts["fn"] + counts["tp"]), **counts}
+
+
 def best_threshold(scores, same) -> float:
     """The threshold with the highest accuracy on these pairs.
 

@@ -56,6 +56,22 @@ def read_pairs(path, images=None) -> Pairs:
     raise ValueError(f"{path}: unknown pair list type {ext!r} (expected .txt, .csv or .bin)")
 
 
+def combine(lists: "list[Pairs]") -> Pairs:
+    """Several pair lists as one (LFW's View 1 is two files: pairsDevTrain and pairsDevTest):
+    every pair of each, each image once, stratified folds over the whole."""
+    if len(lists) == 1:
+        return lists[0]
+    if any(isinstance(img, (bytes, bytearray)) for p in lists for img in p.images[:1]):
+        raise ValueError("insightface .bin sets cannot be combined with other pair lists")
+    images = sorted({img for p in lists for img in p.images})
+    where = {img: i for i, img in enumerate(images)}
+    first = np.concatenate([[where[p.images[i]] for i in p.first] for p in lists]).astype(np.int64)
+    second = np.concatenate([[where[p.images[i]] for i in p.second] for p in lists]).astype(np.int64)
+    same = np.concatenate([p.same for p in lists])
+    return Pairs(images, first, second, same, stratified_folds(same), " + ".join(p.source for p in lists),
+                 "stratified")
+
+
 def _from_files(path: str, root, rows: list, folds, fold_scheme: str) -> Pairs:
     """Pairs from ``(file_a, file_b, same, line)`` rows with files relative to ``root``."""
     if not rows:
