@@ -2,9 +2,11 @@
 itself (dlib-bin) on real photos — dlib's HOG boxes and arbitrary ones, inside, across and
 outside the image; the bundled file regenerates byte for byte; malformed files and odd boxes
 are refused with a clear error, never a crash."""
+import functools
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -16,7 +18,7 @@ import pytest
 
 import fastface
 from fastface.export.dlib_format import DlibFormatError
-from fastface.export.dlib_shape import BUNDLED_NAME, SOURCE_SHA256, read_dlib_shape_predictor, to_bytes
+from fastface.export.dlib_shape import BUNDLED_NAME, SOURCE_SHA256, read_dlib_shape_predictor
 from shared_data import DATA, DEEPFACE, DLIB_RESNET, ORL, require
 
 DAT = DLIB_RESNET / "shape_predictor_5_face_landmarks.dat"
@@ -203,13 +205,17 @@ def test_regeneration_reproduces_the_committed_bytes(tmp_path):
     assert (MODELS / "LICENSE.dlib_resnet_v1").read_bytes() == (DLIB_RESNET / "LICENSE").read_bytes()  # dlib-models' CC0
 
 
-@require(DAT)
-def test_converted_model_holds_dlibs_values():
-    model = read_dlib_shape_predictor(DAT)
-    assert model.num_parts == 5 and len(model.cascades) == 15
-    assert to_bytes(model) == (MODELS / BUNDLED_NAME).read_bytes()
-    for c in model.cascades:
-        assert c.anchors.shape == (800,) and c.splits.shape == (500, 15) and c.leaves.shape == (500, 16, 10)
+def test_bundled_file_layout():
+    """The documented layout (fastface.export.dlib_shape): header, then 15 levels of 800 pixels
+    and 500 trees of 15 splits, and nothing after them."""
+    data = (MODELS / BUNDLED_NAME).read_bytes()
+    assert data[:8] == b"FFSHAPE\0" and struct.unpack_from("<III", data, 8) == (1, 5, 15)
+    at = LEVEL0
+    for _ in range(15):
+        features, trees, splits = struct.unpack_from("<III", data, at)
+        assert (features, trees, splits) == (800, 500, 15)
+        at += 12 + features * 12 + trees * splits * 12 + trees * (splits + 1) * 10 * 4
+    assert at == len(data)
 
 
 # ---- parity with dlib on real photos ----
@@ -228,6 +234,11 @@ def _photos():
             yield path.name, image
 
 
+@functools.lru_cache(maxsize=1)
+def _hog(dlib):
+    return dlib.get_frontal_face_detector()
+
+
 def _dlib_boxes(dlib, image):
     """dlib's HOG detections (on a copy shrunk to <= 1000 px for speed, mapped back), as ints."""
     import cv2
@@ -235,7 +246,7 @@ def _dlib_boxes(dlib, image):
     scale = min(1.0, 1000 / max(image.shape[:2]))
     small = image if scale == 1 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     upsample = 1 if max(small.shape[:2]) < 400 else 0
-    rects = dlib.get_frontal_face_detector()(np.ascontiguousarray(small[..., ::-1]), upsample)
+    rects = _hog(dlib)(np.ascontiguousarray(small[..., ::-1]), upsample)
     return [tuple(int(round(v / scale)) for v in (r.left(), r.top(), r.right(), r.bottom())) for r in rects]
 
 

@@ -13,8 +13,9 @@ namespace {
 constexpr char kMagic[8] = {'F', 'F', 'S', 'H', 'A', 'P', 'E', '\0'};
 constexpr std::uint32_t kVersion = 1;
 // Far beyond any trained model (dlib's 68-point one: 15 levels of 500 depth-5 trees over 500
-// pixels); they keep every size computed from a file's counts well inside 64 bits.
-constexpr std::uint32_t kMaxParts = 1u << 16, kMaxCascades = 1u << 10, kMaxFeatures = 1u << 24,
+// pixels); they keep every size computed from a file's counts well inside 64 bits, and feature
+// indices within a split's 16 bits.
+constexpr std::uint32_t kMaxParts = 1u << 16, kMaxCascades = 1u << 10, kMaxFeatures = 1u << 16,
                         kMaxTrees = 1u << 24, kMaxSplitsPerTree = 1u << 16;
 // Normalized coordinates, offsets and leaf increments are O(1) in a real model; the bound keeps
 // any sum of them finite, so a crafted file cannot push the shape to infinity.
@@ -70,10 +71,18 @@ private:
 };
 
 // Gray as stored; colour as dlib's get_pixel_intensity(rgb_pixel): (R + G + B) / 3, truncated.
-inline std::uint8_t intensity(const ImageView& image, int x, int y) {
-    const std::uint8_t* p = image.data + y * image.row_stride + std::ptrdiff_t(x) * image.channels();
-    if (image.format == PixelFormat::Gray) return p[0];
-    return static_cast<std::uint8_t>((unsigned(p[0]) + unsigned(p[1]) + unsigned(p[2])) / 3);
+inline std::uint8_t intensity(const std::uint8_t* pixel, int channels) {
+    if (channels == 1) return pixel[0];
+    return static_cast<std::uint8_t>((unsigned(pixel[0]) + unsigned(pixel[1]) + unsigned(pixel[2])) / 3);
+}
+
+inline void prefetch(const float* values, std::size_t count) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(values);
+    __builtin_prefetch(values + count - 1);
+#else
+    (void)values, (void)count;
+#endif
 }
 
 // The linear part of the least-squares similarity taking `from` onto `to` (dlib's
@@ -161,12 +170,12 @@ ShapePredictor ShapePredictor::from_memory(const std::uint8_t* data, std::size_t
         for (float& d : c.deltas) d = in.f32("feature offset");
         c.splits.resize(splits);
         for (Split& s : c.splits) {
-            s.idx1 = in.u32("split feature");
-            s.idx2 = in.u32("split feature");
-            s.thresh = in.f32("split threshold");
-            if (s.idx1 >= features || s.idx2 >= features)
-                malformed("cascade " + std::to_string(level) + ": a split compares features " + std::to_string(s.idx1) +
-                          " and " + std::to_string(s.idx2) + " of " + std::to_string(features));
+            const std::uint32_t idx1 = in.u32("split feature"), idx2 = in.u32("split feature");
+            if (idx1 >= features || idx2 >= features)
+                malformed("cascade " + std::to_string(level) + ": a split compares features " + std::to_string(idx1) +
+                          " and " + std::to_string(idx2) + " of " + std::to_string(features));
+            // |thresh| <= 1e4 (checked by f32), so its floor fits 16 bits.
+            s = {std::uint16_t(idx1), std::uint16_t(idx2), std::int16_t(std::floor(in.f32("split threshold")))};
         }
         c.leaves.resize(leaf_values);
         for (float& v : c.leaves) v = in.f32("leaf value");
@@ -185,36 +194,53 @@ std::vector<Point2d> ShapePredictor::predict(const ImageView& image, const Shape
         throw Error(ErrorCode::InvalidArgument, "box must have x1 <= x2 and y1 <= y2");
     // dlib's unnormalizing transform: (0, 0) -> (x1, y1), (1, 1) -> (x2, y2).
     const double width = box.x2 - box.x1, height = box.y2 - box.y1;
+    const int channels = image.channels();
     const std::size_t shape_size = initial_shape_.size();
 
     std::vector<float> shape = initial_shape_;
+    std::vector<std::ptrdiff_t> offsets;  // per feature pixel: its byte in the image, -1 outside
     std::vector<std::uint8_t> values;
+    std::vector<const float*> chosen;
     for (const Cascade& c : cascades_) {
         // Each feature pixel rides on its anchor part, its offset turned and scaled with the shape.
+        // Positions first, then the reads: independent loads the CPU overlaps (most miss the cache).
         const Linear2f t = similarity_linear(initial_shape_, shape);
-        values.resize(c.anchors.size());
-        for (std::size_t f = 0; f < values.size(); ++f) {
+        const std::size_t features = c.anchors.size();
+        offsets.resize(features);
+        for (std::size_t f = 0; f < features; ++f) {
             const float dx = c.deltas[2 * f], dy = c.deltas[2 * f + 1];
             const float nx = t.m00 * dx + t.m01 * dy + shape[2 * c.anchors[f]];
             const float ny = t.m10 * dx + t.m11 * dy + shape[2 * c.anchors[f] + 1];
-            // dlib rounds to the nearest pixel with floor(v + 0.5), in double.
-            const double px = std::floor(width * double(nx) + box.x1 + 0.5);
-            const double py = std::floor(height * double(ny) + box.y1 + 0.5);
+            // dlib's pixel is floor(v + 0.5), v in double; inside the image v + 0.5 >= 0, where
+            // truncation is that floor (and a NaN fails both tests).
+            const double px = width * double(nx) + box.x1 + 0.5, py = height * double(ny) + box.y1 + 0.5;
             const bool inside = px >= 0 && px < image.width && py >= 0 && py < image.height;
-            values[f] = inside ? intensity(image, int(px), int(py)) : 0;
+            offsets[f] = inside ? std::ptrdiff_t(py) * image.row_stride + std::ptrdiff_t(px) * channels : -1;
         }
+        values.resize(features);
+        for (std::size_t f = 0; f < features; ++f)
+            values[f] = offsets[f] < 0 ? 0 : intensity(image.data + offsets[f], channels);
+
+        // The leaves a level picks depend on its pixels only, not on the shape: choose them all
+        // first, fetching each from memory (the leaves are most of the model's 6 MB), then add
+        // them in tree order — dlib's order, so the float sums are bit-identical.
         const std::size_t depth = c.splits_per_tree, leaf_stride = (depth + 1) * shape_size;
+        chosen.resize(c.trees);
         for (std::size_t tree = 0; tree < c.trees; ++tree) {
             const Split* splits = c.splits.data() + tree * depth;
             std::size_t node = 0;
             while (node < depth) {
                 const Split& s = splits[node];
-                const float difference = float(int(values[s.idx1]) - int(values[s.idx2]));
-                node = difference > s.thresh ? 2 * node + 1 : 2 * node + 2;
+                const int difference = int(values[s.idx1]) - int(values[s.idx2]);
+                // Left child 2n+1 when the difference exceeds the threshold, else right 2n+2;
+                // arithmetic, not a branch: the outcomes are coin flips a predictor cannot learn.
+                node = 2 * node + 2 - std::size_t(difference > s.floor_thresh);
             }
-            const float* leaf = c.leaves.data() + tree * leaf_stride + (node - depth) * shape_size;
-            for (std::size_t k = 0; k < shape_size; ++k) shape[k] += leaf[k];
+            chosen[tree] = c.leaves.data() + tree * leaf_stride + (node - depth) * shape_size;
+            prefetch(chosen[tree], shape_size);
         }
+        for (const float* leaf : chosen)
+            for (std::size_t k = 0; k < shape_size; ++k) shape[k] += leaf[k];
     }
     std::vector<Point2d> points(shape_size / 2);
     for (std::size_t i = 0; i < points.size(); ++i)

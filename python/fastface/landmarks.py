@@ -9,6 +9,7 @@ points equal dlib's ``shape_predictor(image, rect)`` before dlib rounds them to 
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -30,16 +31,13 @@ def _box(box) -> tuple[float, float, float, float]:
     if all(callable(getattr(box, side, None)) for side in ("left", "top", "right", "bottom")):
         box = (box.left(), box.top(), box.right(), box.bottom())
     try:
-        values = np.asarray(box, dtype=np.float64)
+        x1, y1, x2, y2 = (float(v) for v in box)
     except (TypeError, ValueError):
         raise ValueError(f"box must be four numbers (x1, y1, x2, y2), got {box!r}") from None
-    if values.shape != (4,):
-        raise ValueError(f"box must be four numbers (x1, y1, x2, y2), got shape {values.shape}")
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"box contains NaN or infinity: {values.tolist()}")
-    x1, y1, x2, y2 = (float(v) for v in values)
+    if not all(map(math.isfinite, (x1, y1, x2, y2))):
+        raise ValueError(f"box contains NaN or infinity: {[x1, y1, x2, y2]}")
     if x2 < x1 or y2 < y1:
-        raise ValueError(f"box must have x1 <= x2 and y1 <= y2, got {values.tolist()}")
+        raise ValueError(f"box must have x1 <= x2 and y1 <= y2, got {[x1, y1, x2, y2]}")
     return x1, y1, x2, y2
 
 
