@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -45,6 +46,24 @@ std::vector<std::uint8_t> tiny_model() {
     put_u32(m, 0), put_u32(m, 1), put_f32(m, 0.f);          // split: value[0] - value[1] > 0
     for (float v : {0.1f, 0.f, 0.1f, 0.f}) put_f32(m, v);   // left leaf
     for (float v : {0.f, 0.1f, 0.f, 0.1f}) put_f32(m, v);   // right leaf
+    return m;
+}
+
+// A random valid model: `levels` levels of `trees` trees of depth `depth` over `features` pixels.
+std::vector<std::uint8_t> random_model(std::mt19937& rng, std::uint32_t parts, std::uint32_t levels,
+                                       std::uint32_t features, std::uint32_t trees, std::uint32_t depth) {
+    std::uniform_real_distribution<float> unit(0.f, 1.f), small(-0.05f, 0.05f), thresh(-60.f, 60.f);
+    std::vector<std::uint8_t> m(std::begin("FFSHAPE"), std::end("FFSHAPE"));
+    put_u32(m, 1), put_u32(m, parts), put_u32(m, levels);
+    for (std::uint32_t i = 0; i < 2 * parts; ++i) put_f32(m, unit(rng));
+    const std::uint32_t splits = (1u << depth) - 1;
+    for (std::uint32_t level = 0; level < levels; ++level) {
+        put_u32(m, features), put_u32(m, trees), put_u32(m, splits);
+        for (std::uint32_t f = 0; f < features; ++f) put_u32(m, rng() % parts);
+        for (std::uint32_t f = 0; f < 2 * features; ++f) put_f32(m, small(rng) * 4);
+        for (std::uint32_t k = 0; k < trees * splits; ++k) put_u32(m, rng() % features), put_u32(m, rng() % features), put_f32(m, thresh(rng));
+        for (std::uint32_t k = 0; k < trees * (splits + 1) * 2 * parts; ++k) put_f32(m, small(rng));
+    }
     return m;
 }
 
@@ -145,6 +164,35 @@ TEST(shape_predictor_rejects_malformed_files) {
     std::memcpy(&same[28], &same[20], 8);
     CHECK(refused(same));
     CHECK_THROWS(ShapePredictor::from_file("/nonexistent/shape.bin"), ErrorCode::Io);
+}
+
+TEST(shape_predictor_survives_random_corruption) {
+    // Random byte changes, truncations and extensions of small valid models: each loads or is
+    // refused with ModelFormat, and whatever loads predicts finite points (ASan/UBSan in CI).
+    std::mt19937 rng(24);
+    std::vector<std::uint8_t> pixels(40 * 30 * 3);
+    for (std::uint8_t& p : pixels) p = static_cast<std::uint8_t>(rng());
+    const ImageView image{pixels.data(), 40, 30, 120, PixelFormat::RGB};
+    int loaded = 0, refused = 0;
+    for (int round = 0; round < 4000; ++round) {
+        const std::uint32_t parts = 1 + rng() % 5, levels = 1 + rng() % 3, features = 1 + rng() % 9;
+        const std::uint32_t trees = 1 + rng() % 4, depth = rng() % 4;
+        std::vector<std::uint8_t> m = random_model(rng, parts, levels, features, trees, depth);
+        if (round > 0) {  // round 0: the model as made
+            for (unsigned k = 1 + rng() % 3; k > 0; --k) m[rng() % m.size()] = static_cast<std::uint8_t>(rng());
+            if (rng() % 4 == 0) m.resize(rng() % (m.size() + 8));
+        }
+        try {
+            const ShapePredictor sp = ShapePredictor::from_memory(m.data(), m.size());
+            ++loaded;
+            for (const ShapeBox& box : {ShapeBox{2, 3, 35, 28}, ShapeBox{-30, -30, 10, 10}, ShapeBox{5, 5, 5, 5}})
+                for (const Point2d& p : sp.predict(image, box)) CHECK(std::isfinite(p.x) && std::isfinite(p.y));
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::ModelFormat);
+            ++refused;
+        }
+    }
+    CHECK(loaded > 100 && refused > 100);
 }
 
 TEST(shape_predictor_rejects_bad_boxes_and_images) {

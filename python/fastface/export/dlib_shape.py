@@ -19,7 +19,7 @@ parts P               uint32 (5 for dlib's 5-point model)
 cascades C            uint32
 initial shape         float32[2P]: x0, y0, x1, y1, ... ((0, 0) = box top-left, (1, 1) = bottom-right)
 then per cascade:
-  features F          uint32: feature pixels sampled at this level
+  features F          uint32: feature pixels sampled at this level (at most 65536)
   trees T             uint32
   splits S            uint32: splits per tree (each tree has S + 1 leaves; dlib: 2**depth - 1)
   anchors             uint32[F]: the part each feature pixel is placed relative to (< P)
@@ -58,6 +58,8 @@ SOURCE_SHA256 = "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc4188
 
 # Far beyond any trained model; they bound what a malformed dlib file can make us allocate.
 _MAX_PARTS, _MAX_COUNT = 1 << 16, 1 << 24
+#: fastface keeps a split's feature indices in 16 bits (dlib's models sample 400-800 pixels).
+_MAX_FEATURES = 1 << 16
 
 
 @dataclass
@@ -137,6 +139,8 @@ def _assemble(shape, forests, anchors, deltas) -> ShapeModel:
     cascades = []
     for level, (trees, anchor, delta) in enumerate(zip(forests, anchors, deltas)):
         features = len(anchor)
+        if features > _MAX_FEATURES:
+            raise DlibFormatError(f"cascade {level}: {features} feature pixels (fastface reads up to {_MAX_FEATURES})")
         if len(delta) != features:
             raise DlibFormatError(f"cascade {level}: {features} anchors but {len(delta)} deltas")
         if any(a >= parts for a in anchor):
