@@ -143,7 +143,35 @@ def insightface_bin(data: bytes) -> None:
         pass
 
 
-TARGETS = {f.__name__: f for f in (model, detector, card, gallery, pairs_txt, pairs_csv, insightface_bin)}
+def shape_predictor(data: bytes) -> None:
+    """A landmark model file (fastface.export.dlib_shape's layout), then predictions in boxes
+    inside, across and outside a small image."""
+    try:
+        predictor = fastface.ShapePredictor(data)
+    except ValueError:  # fastface.ModelError
+        return
+    image = np.arange(40 * 30 * 3, dtype=np.uint32).reshape(40, 30, 3).astype(np.uint8)
+    for box in ((2, 3, 25, 35), (-20, -20, 10, 10), (7, 7, 7, 7)):
+        predictor.predict(image, box)
+
+
+def tiny_shape_model(seed: int = 0) -> bytes:
+    """A valid landmark model of 5 parts, 2 levels of 4 depth-2 trees over 12 pixels."""
+    from fastface.export.dlib_shape import _SPLIT, Cascade, ShapeModel, to_bytes
+
+    rng = np.random.default_rng(seed)
+    cascades = []
+    for _ in range(2):
+        splits = np.zeros((4, 3), _SPLIT)
+        splits["idx1"], splits["idx2"] = rng.integers(0, 12, (4, 3)), rng.integers(0, 12, (4, 3))
+        splits["thresh"] = rng.uniform(-40, 40, (4, 3))
+        cascades.append(Cascade(rng.integers(0, 5, 12).astype(np.uint32), rng.uniform(-0.2, 0.2, (12, 2)).astype(np.float32),
+                                splits, rng.uniform(-0.02, 0.02, (4, 4, 10)).astype(np.float32)))
+    return to_bytes(ShapeModel(rng.uniform(0.2, 0.8, (5, 2)).astype(np.float32), cascades))
+
+
+TARGETS = {f.__name__: f for f in (model, detector, card, gallery, pairs_txt, pairs_csv, insightface_bin,
+                                   shape_predictor)}
 
 
 def seeds(shared_models: Path | None = None) -> dict[str, list[bytes]]:
@@ -178,5 +206,6 @@ def seeds(shared_models: Path | None = None) -> dict[str, list[bytes]]:
     out["insightface_bin"] += [pickle.dumps((images, [True, False]), protocol=2),
                                pickle.dumps((images, np.array([True, False])), protocol=4),
                                pickle.dumps(([np.frombuffer(i, np.uint8) for i in images], [1, 0]), protocol=2)]
+    out["shape_predictor"] += [tiny_shape_model(0), tiny_shape_model(1)]
     return out
 

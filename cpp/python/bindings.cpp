@@ -496,6 +496,39 @@ PYBIND11_MODULE(_core, m) {
             return py::make_tuple(boxes, scores, landmarks);
         }, py::arg("image"), py::arg("order"));
 
+    py::class_<ShapePredictor>(m, "ShapePredictor",
+                               "dlib's shape predictor (regression trees) on fastface's file (see fastface.ShapePredictor).")
+        .def(py::init([](const py::object& source) {
+                 // bytes hold the model itself, str a path.
+                 if (py::isinstance<py::bytes>(source)) {
+                     const std::string data = source.cast<std::string>();
+                     py::gil_scoped_release release;
+                     return ShapePredictor::from_memory(reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
+                 }
+                 const std::string path = source.cast<std::string>();
+                 py::gil_scoped_release release;
+                 return ShapePredictor::from_file(path);
+             }),
+             py::arg("source"))
+        .def_property_readonly("num_parts", &ShapePredictor::num_parts)
+        .def_property_readonly("num_cascades", &ShapePredictor::num_cascades)
+        .def("predict", [](const ShapePredictor& self, const py::array& image, const std::string& order, double x1,
+                           double y1, double x2, double y2) {
+            const ImageView view = image_view(image, order);
+            std::vector<Point2d> found;
+            {
+                py::gil_scoped_release release;
+                found = self.predict(view, ShapeBox{x1, y1, x2, y2});
+            }
+            py::array_t<double> out({found.size(), std::size_t{2}});
+            for (std::size_t i = 0; i < found.size(); ++i) {
+                out.mutable_at(i, 0) = found[i].x;
+                out.mutable_at(i, 1) = found[i].y;
+            }
+            return out;
+        }, py::arg("image"), py::arg("order"), py::arg("x1"), py::arg("y1"), py::arg("x2"), py::arg("y2"),
+           "(num_parts, 2) float64 landmarks, unrounded; dlib returns floor(v + 0.5) of them.");
+
     // Video (issue 13): the tracker behind fastface.Stream.
     m.def("face_quality", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& box,
                              const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks,
