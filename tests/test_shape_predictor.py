@@ -26,7 +26,7 @@ LFW = DATA / "faces" / "lfw-view1" / "images"
 MODELS = Path(__file__).resolve().parents[1] / "models"
 #: Child processes import the fastface under test, wherever it came from (the scripts cd away).
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
-    [str(Path(fastface.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    [str(Path(fastface.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
 #: Where cascade level 0 starts in the bundled file: magic, version, parts, cascades, 10 floats.
 LEVEL0 = 8 + 3 * 4 + 10 * 4
 #: Level 0 of the bundled model: 800 feature pixels, 500 trees of 15 splits.

@@ -427,19 +427,17 @@ PYBIND11_MODULE(_core, m) {
             self.embed_face(view, lm, dst, normalize);
             return out;
         }, py::arg("image"), py::arg("order"), py::arg("landmarks"), py::arg("normalize"))
-        .def("embed_face", [](const Embedder& self, const py::array& image, const std::string& order,
-                              const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks,
-                              const py::array_t<float, py::array::c_style | py::array::forcecast>& align_template,
-                              bool normalize) {
+        .def("embed_face_affine", [](const Embedder& self, const py::array& image, const std::string& order,
+                                     const py::array_t<double, py::array::c_style | py::array::forcecast>& matrix,
+                                     bool normalize) {
             const ImageView view = image_view(image, order);
-            const std::vector<Point2f> lm = points(landmarks, "landmarks");
-            const std::vector<Point2f> dst_points = points(align_template, "alignment template");
+            const Affine dst_to_src = affine(matrix);
             py::array_t<float> out(static_cast<std::size_t>(self.dim()));
             float* dst = out.mutable_data();
             py::gil_scoped_release release;
-            self.embed_face(view, lm, dst_points, dst, normalize);
+            self.embed_face(view, dst_to_src, dst, normalize);
             return out;
-        }, py::arg("image"), py::arg("order"), py::arg("landmarks"), py::arg("align_template"), py::arg("normalize"));
+        }, py::arg("image"), py::arg("order"), py::arg("dst_to_src"), py::arg("normalize"));
 
     py::class_<Detector>(m, "Detector", "An ncnn face detector (see fastface.Detector for the friendly API).")
         .def(py::init([](const std::string& param, const std::string& bin, const std::string& kind,

@@ -144,22 +144,19 @@ void Embedder::embed(const ImageView* crops, std::size_t n, float* out, bool nor
 
 void Embedder::embed_face(const ImageView& image, const std::vector<Point2f>& landmarks, float* out,
                           bool normalize) const {
-    embed_face(image, landmarks, impl_->dst_template, out, normalize);
-}
-
-void Embedder::embed_face(const ImageView& image, const std::vector<Point2f>& landmarks,
-                          const std::vector<Point2f>& align_template, float* out, bool normalize) const {
     validate(image);
     validate_landmarks(image, landmarks);
-    if (align_template.size() != landmarks.size())
-        throw Error(ErrorCode::InvalidArgument, "alignment template has " + std::to_string(align_template.size()) +
-                                                    " points but the landmarks have " +
-                                                    std::to_string(landmarks.size()));
-    for (const Point2f& p : align_template)
-        if (!std::isfinite(p.x) || !std::isfinite(p.y))
-            throw Error(ErrorCode::InvalidArgument, "alignment template points must be finite");
+    embed_face(image, invert_affine(estimate_similarity(landmarks, impl_->dst_template)), out, normalize);
+}
+
+void Embedder::embed_face(const ImageView& image, const Affine& dst_to_src, float* out, bool normalize) const {
+    validate(image);
+    for (double v : dst_to_src)
+        if (!std::isfinite(v)) throw Error(ErrorCode::InvalidArgument, "crop geometry must be finite");
+    if (std::fabs(dst_to_src[0] * dst_to_src[4] - dst_to_src[1] * dst_to_src[3]) < 1e-12)
+        throw Error(ErrorCode::InvalidArgument, "crop geometry is degenerate (zero area)");
     WarpParams params;
-    params.dst_to_src = invert_affine(estimate_similarity(landmarks, align_template));
+    params.dst_to_src = dst_to_src;
     params.out_width = impl_->card.width;
     params.out_height = impl_->card.height;
     ncnn::Mat input = impl_->new_input();

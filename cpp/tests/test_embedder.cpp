@@ -61,26 +61,27 @@ TEST(embedder_runs_tiny_model) {
     CHECK_NEAR(norm, 1.0, 1e-5);
 }
 
-TEST(embed_face_with_its_own_template_matches_the_card_path) {
+TEST(embed_face_with_a_crop_geometry_matches_the_card_path) {
     const Embedder e = Embedder::from_memory(kTinyParam, tiny_weights(), tiny_card());
     std::vector<std::uint8_t> pixels(40 * 30 * 3);
     for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>((i * 13) % 251);
     const ImageView image{pixels.data(), 40, 30, 120, PixelFormat::RGB};
     const std::vector<Point2f> landmarks = {{12, 10}, {25, 11}, {18, 16}, {13, 21}, {24, 21}};
-    std::vector<float> card_path(32), own_template(32), shifted(32);
+    std::vector<float> card_path(32), geometry(32), shifted(32);
     e.embed_face(image, landmarks, card_path.data(), false);
-    e.embed_face(image, landmarks, arcface_template(4, 4), own_template.data(), false);
-    for (int i = 0; i < 32; ++i) CHECK_NEAR(own_template[i], card_path[i], 1e-5);
-    std::vector<Point2f> moved = arcface_template(4, 4);
-    for (Point2f& p : moved) p.x += 1.5f;  // another template: another crop
-    e.embed_face(image, landmarks, moved, shifted.data(), false);
+    Affine dst_to_src = invert_affine(estimate_similarity(landmarks, arcface_template(4, 4)));
+    e.embed_face(image, dst_to_src, geometry.data(), false);
+    for (int i = 0; i < 32; ++i) CHECK_NEAR(geometry[i], card_path[i], 1e-5);
+    dst_to_src[2] += 1.5;  // another geometry: another crop
+    e.embed_face(image, dst_to_src, shifted.data(), false);
     double difference = 0;
     for (int i = 0; i < 32; ++i) difference += std::fabs(shifted[i] - card_path[i]);
     CHECK(difference > 1e-2);
-    CHECK_THROWS(e.embed_face(image, landmarks, std::vector<Point2f>(4), shifted.data()), ErrorCode::InvalidArgument);
-    std::vector<Point2f> nan_template = arcface_template(4, 4);
-    nan_template[2].x = std::nanf("");
-    CHECK_THROWS(e.embed_face(image, landmarks, nan_template, shifted.data()), ErrorCode::InvalidArgument);
+    Affine broken = dst_to_src;
+    broken[4] = std::nan("");
+    CHECK_THROWS(e.embed_face(image, broken, shifted.data()), ErrorCode::InvalidArgument);
+    const Affine flat = {1, 2, 0, 2, 4, 0};  // rows parallel: no area
+    CHECK_THROWS(e.embed_face(image, flat, shifted.data()), ErrorCode::InvalidArgument);
 }
 
 TEST(embedder_rejects_bad_models) {

@@ -1,5 +1,5 @@
 """Type stubs for fastface._core, the pybind11 module over the C++ core."""
-from typing import Optional, Sequence, overload
+from typing import Optional, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -30,12 +30,10 @@ class Embedder:
     def dim(self) -> int: ...
     def blob_names(self) -> list[str]: ...
     def embed(self, crops: npt.NDArray[np.uint8], order: str, normalize: bool) -> npt.NDArray[np.float32]: ...
-    @overload
     def embed_face(self, image: npt.NDArray[np.uint8], order: str, landmarks: npt.ArrayLike,
                    normalize: bool) -> npt.NDArray[np.float32]: ...
-    @overload
-    def embed_face(self, image: npt.NDArray[np.uint8], order: str, landmarks: npt.ArrayLike,
-                   align_template: npt.ArrayLike, normalize: bool) -> npt.NDArray[np.float32]: ...
+    def embed_face_affine(self, image: npt.NDArray[np.uint8], order: str, dst_to_src: npt.ArrayLike,
+                          normalize: bool) -> npt.NDArray[np.float32]: ...
 
 class Detector:
     def __init__(self, param: str, bin: str, kind: str, input: str, outputs: Sequence[str], input_width: int,

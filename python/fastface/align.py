@@ -49,13 +49,30 @@ def align(image, landmarks, size=112, template=None, channel_order: str = "BGR",
     return _core.warp_u8(image, order, dst_to_src, width, height, border_value)
 
 
+def dlib_chip_geometry(points, template, size) -> np.ndarray:
+    """The crop dlib's ``extract_image_chip(get_face_chip_details(shape, size, padding))`` cuts,
+    as a 2x3 crop-pixel -> image matrix: the similarity fitted from ``template`` (the chip's
+    points, dlib's mean face) to ``points`` — chip to image, the direction dlib fits — whose
+    extraction rectangle, one image pixel narrower than ``size`` x scale, is mapped corner to
+    corner onto the crop's pixels."""
+    width, height = as_size(size)
+    chip_to_image = estimate_similarity(as_points(template, "template"), as_points(points, "points", len(template)))
+    scale = float(np.hypot(chip_to_image[0, 0], chip_to_image[1, 0]))
+    rotation = chip_to_image[:, :2] / scale
+    centre = chip_to_image @ np.array([width / 2, height / 2, 1.0])
+    steps = np.array([(width * scale - 1) / (width - 1), (height * scale - 1) / (height - 1)])
+    linear = rotation * steps
+    return np.hstack([linear, (centre - linear @ np.array([(width - 1) / 2, (height - 1) / 2]))[:, None]])
+
+
 @dataclass(frozen=True)
 class Alignment:
-    """Where a face's crop comes from: ``points`` in the image go onto ``template`` in the crop.
-    ``method`` is "shape_predictor" (dlib's 5 points, refined in a box around the face) or
-    "detector" (the detector's five landmarks); ``note`` says why a refinement fell back."""
+    """How a face's crop is cut: crop pixel (u, v) is image point ``dst_to_src @ (u, v, 1)``.
+    ``method`` is "shape_predictor" (dlib's 5 points, refined in a box around the face, dlib's
+    chip geometry) or "detector" (the detector's five landmarks onto the card's template);
+    ``points`` are the points used; ``note`` says why a refinement fell back."""
+    dst_to_src: np.ndarray
     points: np.ndarray
-    template: np.ndarray
     method: str
     note: Optional[str] = None
 
@@ -67,12 +84,13 @@ class FaceAligner:
       scaled to the input, when the card has none) — MobileFaceNet, IResNet and other ArcFace models;
     * ``{"method": "dlib_chip", ...}``: what dlib's ResNet was trained on — dlib's 5-point shape
       predictor, run in a box placed from the detector's box (``"box"``: centre offset and size as
-      fractions of the box's width and height), onto ``"template"`` (dlib's chip geometry:
-      ``get_face_chip(size, padding)``). The refinement does not depend on the detection scale.
-      Where it cannot be trusted — a face smaller than ``"min_face"`` pixels, points off the image,
-      or eyes more than ``"max_disagreement"`` inter-ocular distances from the detector's (a
-      profile face, a box on something else) — the detector's landmarks are used with the card's
-      ``"template"``, and :attr:`Alignment.note` says why.
+      fractions of the box's width and height), cut as dlib's ``get_face_chip`` cuts it
+      (:func:`dlib_chip_geometry` with ``"template"``, dlib's mean-face points with its padding).
+      The refinement does not depend on the detection scale. Where it cannot be trusted — a face
+      smaller than ``"min_face"`` pixels, points off the image, or eyes more than
+      ``"max_disagreement"`` inter-ocular distances from the detector's (a profile face, a box on
+      something else) — the detector's landmarks are used with the card's ``"template"``, and
+      :attr:`Alignment.note` says why.
     """
 
     def __init__(self, card: dict):
@@ -88,7 +106,7 @@ class FaceAligner:
             raise ValueError(f"model card 'alignment' method must be 'dlib_chip' or absent, got {self.method!r}")
         from .landmarks import ShapePredictor
 
-        self.predictor = ShapePredictor(spec.get("shape_predictor"))
+        self.predictor = ShapePredictor()
         self.chip_template = as_points(spec["template"], "model card 'alignment.template'",
                                        count=self.predictor.num_parts)
         self.chip_template.setflags(write=False)
@@ -110,33 +128,41 @@ class FaceAligner:
         return np.concatenate([centre - half, centre + half])
 
     def align(self, image: np.ndarray, bbox, landmarks, channel_order: str = "BGR") -> Alignment:
-        """The points and template for the face with detector ``bbox`` and five ``landmarks``."""
+        """How to cut the face with detector ``bbox`` and five ``landmarks`` out of ``image``."""
+        image = as_image(image)
+        order = check_order(channel_order)
         landmarks = as_points(landmarks, "landmarks", count=5)
-        if self.predictor is None:
-            return Alignment(landmarks, self.template, "detector")
-        note = self._distrust(image, bbox, landmarks, channel_order)
-        if isinstance(note, str):
-            return Alignment(landmarks, self.template, "detector", note)
-        return Alignment(note, self.chip_template, "shape_predictor")
+        note = None
+        if self.predictor is not None:
+            points = self._refine(image, np.asarray(bbox, np.float64), landmarks, order)
+            if not isinstance(points, str):
+                return Alignment(dlib_chip_geometry(points, self.chip_template, self.size), points,
+                                 "shape_predictor")
+            note = points
+        _core.validate_landmarks(image, order, landmarks)
+        return Alignment(_core.invert_affine(_core.estimate_similarity(landmarks, self.template)), landmarks,
+                         "detector", note)
 
-    def _distrust(self, image, bbox, landmarks, channel_order):
+    def _refine(self, image, bbox, landmarks, order):
         """dlib's points, or a string saying why they are not to be trusted."""
-        width, height = float(bbox[2]) - float(bbox[0]), float(bbox[3]) - float(bbox[1])
-        if not min(width, height) >= self.min_face:
+        width, height = bbox[2] - bbox[0], bbox[3] - bbox[1]
+        if not (np.all(np.isfinite(bbox)) and min(width, height) >= self.min_face):
             return f"face {width:.0f}x{height:.0f} px is below the shape predictor's {self.min_face:.0f} px"
-        points = self.predictor.predict(image, self.predictor_box(bbox), channel_order)
+        points = self.predictor.predict(image, self.predictor_box(bbox), order)
         rows, cols = image.shape[:2]
         if not (np.all(np.isfinite(points)) and np.all(points >= 0) and np.all(points[:, 0] <= cols - 1)
                 and np.all(points[:, 1] <= rows - 1)):
-            return "shape predictor's points fall off the image"
-        # dlib's eye centres (corner midpoints) vs the detector's, in inter-ocular distances.
+            return "the shape predictor's points fall off the image"
+        # dlib's eye centres (corner midpoints; parts 2-3 are the eye on the image's left) vs the
+        # detector's, in inter-ocular distances.
         eyes = np.array([points[2:4].mean(0), points[0:2].mean(0)])
         ocular = float(np.linalg.norm(landmarks[1] - landmarks[0]))
         disagreement = float(np.max(np.linalg.norm(eyes - landmarks[:2], axis=1))) / max(ocular, 1e-6)
         if not disagreement <= self.max_disagreement:
-            return f"shape predictor's eyes are {disagreement:.2f} eye distances from the detector's"
+            return f"the shape predictor's eyes are {disagreement:.2f} eye distances from the detector's"
         return points
 
     def crop(self, image: np.ndarray, alignment: Alignment, channel_order: str = "BGR") -> np.ndarray:
         """The aligned crop as a uint8 image (for evaluation, display and the mirrored embedding)."""
-        return align(image, alignment.points, self.size, alignment.template, channel_order)
+        width, height = self.size
+        return _core.warp_u8(as_image(image), check_order(channel_order), alignment.dst_to_src, width, height, 0)

@@ -182,7 +182,7 @@ class Embedder:
             crop = self.aligner.crop(image, found, order)
             both = self._model.embed(np.stack([crop, crop[:, ::-1]]), order, False).sum(0)
             return (both / max(float(np.linalg.norm(both)), 1e-12)).astype(np.float32)
-        return self._model.embed_face(image, order, found.points, found.template, True)
+        return self._model.embed_face_affine(image, order, found.dst_to_src, True)
 
     def embed_image(self, image, landmarks, channel_order: str = "BGR", normalize: bool = True) -> np.ndarray:
         """Align the face at ``landmarks`` onto the card's template and embed it in one pass (no

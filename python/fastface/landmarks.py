@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from . import _core
-from ._bundled import bundled_dir
+from .hub.bundled import bundled_dir
 from ._checks import as_image, check_order
 
 #: The bundled model ``ShapePredictor()`` loads (models/README.md; converted from dlib's

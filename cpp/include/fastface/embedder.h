@@ -54,10 +54,9 @@ public:
     // normalized network input.
     void embed_face(const ImageView& image, const std::vector<Point2f>& landmarks, float* out,
                     bool normalize = true) const;
-    // The same with the points' own template (crop pixels), for landmark sets other than the
-    // card's: e.g. dlib's 5-point shape and its chip geometry.
-    void embed_face(const ImageView& image, const std::vector<Point2f>& landmarks,
-                    const std::vector<Point2f>& align_template, float* out, bool normalize = true) const;
+    // The same for a crop given by its geometry (crop pixel -> image point), for alignments
+    // other than the card's template: e.g. dlib's chip of its 5-point shape.
+    void embed_face(const ImageView& image, const Affine& dst_to_src, float* out, bool normalize = true) const;
 
     // Every blob name in the model, for error messages and tooling.
     std::vector<std::string> blob_names() const;
