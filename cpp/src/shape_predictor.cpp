@@ -12,7 +12,7 @@ namespace {
 
 constexpr char kMagic[8] = {'F', 'F', 'S', 'H', 'A', 'P', 'E', '\0'};
 constexpr std::uint32_t kVersion = 1;
-// Far beyond any trained model (dlib's 68-point one: 15 levels of 500 depth-5 trees over 500
+// Far beyond any trained model (dlib's 5-point one: 15 levels of 500 depth-4 trees over 800
 // pixels); they keep every size computed from a file's counts well inside 64 bits, and feature
 // indices within a split's 16 bits.
 constexpr std::uint32_t kMaxParts = 1u << 16, kMaxCascades = 1u << 10, kMaxFeatures = 1u << 16,

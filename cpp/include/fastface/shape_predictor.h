@@ -18,7 +18,8 @@ struct Point2d {
 
 // The box a shape is predicted in, as dlib's rectangle: (x1, y1) is where the model's
 // normalized (0, 0) lies and (x2, y2) its (1, 1). dlib's right/bottom are inclusive, so a
-// dlib::rectangle(l, t, r, b) is the box {l, t, r, b}. Needs x1 <= x2, y1 <= y2, all finite.
+// dlib::rectangle(l, t, r, b) is the box {l, t, r, b}. Needs x1 <= x2, y1 <= y2, all finite and
+// within +-1e9 (InvalidArgument otherwise); it may reach outside the image.
 struct ShapeBox {
     double x1 = 0, y1 = 0, x2 = 0, y2 = 0;
 };
