@@ -94,7 +94,7 @@ class FaceAligner:
     """
 
     def __init__(self, card: dict):
-        self.size = tuple(card["size"])
+        self.size = as_size(card["size"])
         self.template = template_for(self.size, card.get("template"))
         self.template.setflags(write=False)
         spec = card.get("alignment")
@@ -104,6 +104,9 @@ class FaceAligner:
             return
         if self.method != "dlib_chip":
             raise ValueError(f"model card 'alignment' method must be 'dlib_chip' or absent, got {self.method!r}")
+        missing = [key for key in ("template", "box") if key not in spec]
+        if missing or not isinstance(spec["box"], dict) or not {"centre", "size"} <= set(spec["box"]):
+            raise ValueError(f"model card 'alignment' needs a template and a box with centre and size, got {spec!r}")
         from .landmarks import ShapePredictor
 
         self.predictor = ShapePredictor()

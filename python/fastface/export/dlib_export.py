@@ -32,6 +32,24 @@ TEMPLATE_FIT = ("mean over 412 faces (27 deepface-sample photos, 385 ORL photos;
                 "dlib's own chip of the face (frontal HOG detector, shape_predictor_5_face_landmarks, "
                 "get_face_chip_details(size=150, padding=0.25)); per-point spread 2.4-4.3 px; "
                 "python -m fastface.export.dlib_template")
+#: dlib's mean-face points for its 5-point shape (dlib/image_transforms/interpolation.h,
+#: get_face_chip_details), in [0, 1] of the face.
+DLIB_MEAN_FACE_5 = [[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.2289674387677],
+                    [0.1205750620789, 0.2137274526848], [0.3340850613712, 0.2290642403242],
+                    [0.4901123135679, 0.6277975316475]]
+CHIP_PADDING = 0.25
+#: How the network's crops are cut (fastface.align.FaceAligner): as it was trained, dlib's chip
+#: of dlib's 5-point shape, predicted in a box placed from the detector's box.
+ALIGNMENT = {
+    "method": "dlib_chip",
+    "template": [[round((CHIP_PADDING + v) / (1 + 2 * CHIP_PADDING) * resnet.INPUT_SIZE, 6) for v in point]
+                 for point in DLIB_MEAN_FACE_5],
+    "padding": CHIP_PADDING,
+    "box": {"centre": [0.0, 0.0], "size": [1.0, 1.0]},
+    "box_fit": "",
+    "min_face": 20,
+    "max_disagreement": 0.5,
+}
 #: The same tool's check on those faces: fastface's crop (YuNet landmarks warped to the template)
 #: against dlib's get_face_chip, and the cosine between the two crops' embeddings.
 TEMPLATE_CHECK = {"faces": 412, "mean_abs_pixel_diff": 17.7, "embedding_cosine_mean": 0.993,
@@ -109,7 +127,8 @@ def export_dlib(source, out, name: str | None = None, *, fp16: bool = False, fac
         card = {"name": name, "task": "recognition", "input": resnet.INPUT_BLOB, "output": resnet.OUTPUT_BLOB,
                 "size": list(size), "channel_order": "RGB", "mean": mean, "scale": resnet.SCALE,
                 "dim": resnet.EMBEDDING_DIM, "normalized": False, "template": CHIP_TEMPLATE,
-                "template_fit": TEMPLATE_FIT, "template_check": TEMPLATE_CHECK, "precision": precision}
+                "template_fit": TEMPLATE_FIT, "template_check": TEMPLATE_CHECK, "alignment": ALIGNMENT,
+                "precision": precision}
         report = check_recognizer(run_reference, param, weights, card, images, names, precision, face_set,
                                   source=reference_name)
         clock.lap("gate", f"parity gate {'passed' if report.passed else 'FAILED'}: min cosine {report.min_cosine:.8f}")
