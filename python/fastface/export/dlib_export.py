@@ -162,16 +162,24 @@ __all__ = ["CHIP_TEMPLATE", "PUBLISHED_SHA256", "TEMPLATE_FIT", "export_dlib"]
 BUNDLED_NAME = "dlib_resnet_v1"
 #: Gate faces of the bundled export: the first 16 ORL photos (real faces filling the frame).
 BUNDLED_GATE_FACES = 16
-#: The same-person threshold in the bundled card: ``fastface eval --calibrate`` on the shared
-#: deepface-sample pairs (raw photos; fastface's YuNet detector, this model's template).
+#: The same-person threshold in the bundled card: ``fastface eval --calibrate`` on all 3,200 pairs
+#: of LFW's development set (View 1, as LFW's protocol says: calibrate on View 1, report on
+#: View 2) through the default pipeline; ``check`` is the same threshold on the shared
+#: deepface-sample pairs, whose own best threshold (0.9231, 38 same-person pairs) the card does
+#: not take: 42x fewer same-person pairs, and not the protocol's calibration set.
 BUNDLED_THRESHOLD = {
-    "value": 0.9239,
+    "value": 0.9084,
     "method": "cosine threshold with the highest accuracy on all pairs (the strictest among equals, placed halfway "
               "to the next score); the 10-fold protocol's mean threshold and accuracy alongside",
-    "pairs": "pairs.csv", "data": "deepface-sample/pairs.csv: 300 pairs (38 same) of raw photos",
-    "pipeline": "fastface Detector (YuNet yunet_n_640_640 via fastface export) + similarity warp to the card's template",
-    "pair_count": 300, "same": 38, "accuracy_at_threshold": 1.0, "ten_fold_accuracy": 1.0,
-    "ten_fold_threshold_mean": 0.9241, "lowest_same_score": 0.9309, "highest_different_score": 0.9168,
+    "pairs": "pairsDevTrain.txt + pairsDevTest.txt",
+    "data": "LFW View 1 (lfw-view1/pairsDevTrain.txt + pairsDevTest.txt): 3200 pairs (1600 same) of raw 250x250 photos",
+    "pipeline": "fastface.FaceAnalyzer(): bundled YuNet-s at native resolution, dlib's 5-point shape predictor, "
+                "dlib's chip geometry (the card's alignment); subject: the face nearest the centre",
+    "pair_count": 3200, "same": 1600, "accuracy_at_threshold": 0.9866,
+    "far": 0.0112, "frr": 0.0156, "ten_fold_accuracy": 0.9863,
+    "ten_fold_threshold_mean": 0.9084,
+    "check": {"pairs": "deepface-sample/pairs.csv", "pair_count": 300, "same": 38, "accuracy_at_threshold": 0.9867,
+              "far": 0.0153, "frr": 0.0, "ten_fold_accuracy": 0.9967, "best_threshold": 0.9231},
 }
 
 
