@@ -128,3 +128,25 @@ def test_a_bad_alignment_in_a_card_is_refused(alignment, message):
             "alignment": alignment}
     with pytest.raises(ValueError, match=message):
         FaceAligner(card)
+
+
+@require(DEEPFACE)
+def test_verify_json_reports_the_threshold_and_what_it_does_on_its_calibration_pairs():
+    import json
+    import subprocess
+    import sys
+
+    def verify(*extra):
+        done = subprocess.run([sys.executable, "-m", "fastface", "verify", DEEPFACE / "img1.jpg", DEEPFACE / "img2.jpg",
+                               "--json", *extra], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    out = verify()
+    calibration = fastface.Embedder().card["threshold_calibration"]
+    assert out["same"] is True and out["score"] >= out["threshold"] == fastface.Embedder().threshold
+    assert (out["far"], out["frr"], out["calibrated_on"]) == (calibration["far"], calibration["frr"],
+                                                               calibration["pairs"])
+    assert 0 < out["far"] < 0.05 and 0 < out["frr"] < 0.05 and "pairsDevTrain" in out["calibrated_on"]
+    given = verify("--threshold", "0.99")
+    assert given["same"] is False and given["threshold"] == 0.99 and given["far"] is None

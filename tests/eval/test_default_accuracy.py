@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from shared_data import LFW_VIEW1, require
@@ -26,3 +27,18 @@ def test_default_pipeline_accuracy_on_view1_dev_test(tmp_path):
     line = next(line for line in done.stdout.splitlines() if line.startswith("At the card's threshold"))
     at_card = float(line.split("accuracy ")[1].split("%")[0]) / 100
     assert at_card >= DEV_TEST_CARD_THRESHOLD_ACCURACY - 0.005, line
+
+
+def test_eval_takes_view1_as_given_and_several_pair_lists_as_one():
+    from fastface.eval.pairs import combine, read_pairs
+
+    train, test = (read_pairs(LFW_VIEW1 / f"pairsDev{part}.txt") for part in ("Train", "Test"))
+    both = combine([train, test])
+    assert (len(train), len(test), len(both)) == (2200, 1000, 3200) and both.same.sum() == 1600
+    assert len(both.images) == len(set(train.images) | set(test.images))
+    # Pair k of the combined list names the same two photos as in its own list.
+    for k, (pairs, offset) in ((5, (train, 0)), (2205, (test, 2200))):
+        own = k - offset
+        assert {both.images[both.first[k]], both.images[both.second[k]]} == \
+            {pairs.images[pairs.first[own]], pairs.images[pairs.second[own]]}
+    assert sorted(np.bincount(both.folds)) == [320] * 10
