@@ -61,14 +61,14 @@ from fastface.eval.faces import centred_landmarks
 from fastface.eval.metrics import best_threshold, evaluate_scores, stratified_folds
 from fastface.eval.pairs import Pairs, decode, read_pairs
 
+from fastface.export.dlib_export import DLIB_MEAN_FACE_5 as _MEAN_FACE_5  # noqa: E402
+
 CHIP_SIZE, CHIP_PADDING = 150, 0.25
 
 #: dlib's 5-point mean face (``get_face_chip_details`` in dlib/image_transforms/interpolation.h),
 #: in the order of shape_predictor_5_face_landmarks' parts: outer and inner corner of the eye on
 #: the image's right, outer and inner corner of the eye on the image's left, base of the nose.
-DLIB_MEAN_FACE_5 = np.array([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.2289674387677],
-                             [0.1205750620789, 0.2137274526848], [0.3340850613712, 0.2290642403242],
-                             [0.4901123135679, 0.6277975316475]])
+DLIB_MEAN_FACE_5 = np.array(_MEAN_FACE_5)
 
 
 def dlib_chip_template(size: int = CHIP_SIZE, padding: float = CHIP_PADDING, pixel_centres: bool = True):
@@ -640,19 +640,10 @@ def stage_cv(models):
 
 
 def umeyama(src, dst) -> np.ndarray:
-    """Least-squares similarity src -> dst (2x3), Umeyama 1991 (as skimage's SimilarityTransform)."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    cov = b.T @ a / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    s = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        s[1, 1] = -1
-    r = u @ s @ vt
-    scale = np.trace(np.diag(d) @ s) / (a ** 2).sum(1).mean()
-    t = md - scale * r @ ms
-    return np.hstack([scale * r, t[:, None]])
+    """Least-squares similarity src -> dst (2x3), Umeyama 1991: fastface's own."""
+    from fastface import estimate_similarity
+
+    return estimate_similarity(np.asarray(src, np.float32), np.asarray(dst, np.float32))
 
 
 def opencv_mobilefacenet(models, bgr, lms):
@@ -717,17 +708,12 @@ def stage_check(models, hog, yunet):
 # Template verification: the similarity from dlib's 5 points to the template vs dlib's own mapping
 
 def dlib_chip_mapping(points, size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> np.ndarray:
-    """dlib's image -> chip affine (2x3) for 5 parts, rebuilt from the source: the similarity is
-    fitted from the chip-unit template to the parts (find_similarity_transform, template -> image),
-    its scale s and angle kept, and the chip's pixel centres 0 .. size-1 span (size * s - 1) image
-    pixels about the image point of the chip's centre (centered_drect + get_mapping_to_chip)."""
-    fwd = umeyama(dlib_chip_template(size, padding, pixel_centres=False), points)  # chip units -> image
-    s = math.hypot(fwd[0, 0], fwd[1, 0])
-    rot = fwd[:, :2] / s
-    centre = fwd[:, :2] @ np.array([size / 2, size / 2]) + fwd[:, 2]
-    sigma = (size * s - 1) / (size - 1)  # image pixels per chip pixel
-    a = rot.T / sigma  # image -> chip
-    return np.hstack([a, ((size - 1) / 2 - a @ centre)[:, None]])
+    """dlib's image -> chip affine (2x3) for 5 parts: fastface's rebuild of dlib's construction
+    (:func:`fastface.align.dlib_chip_geometry`, chip -> image), inverted."""
+    from fastface import _core
+    from fastface.align import dlib_chip_geometry
+
+    return _core.invert_affine(dlib_chip_geometry(points, dlib_chip_template(size, padding, pixel_centres=False), size))
 
 
 def verify_template(a_records, template) -> dict:
