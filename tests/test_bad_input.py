@@ -135,3 +135,13 @@ def test_bad_search_arguments():
         fastface.search(np.full(8, np.inf), gallery)
     with pytest.raises(ValueError, match="dimension mismatch"):
         fastface.cosine(np.zeros(3), gallery)
+
+
+def test_a_one_channel_image_with_any_stride_on_its_channel_axis_reads_as_gray():
+    gray = np.random.default_rng(0).integers(0, 255, (120, 100), dtype=np.uint8)
+    strided = np.lib.stride_tricks.as_strided(gray, shape=(120, 100, 1), strides=(100, 1, 0))
+    assert strided.strides[-1] == 0
+    expected = fastface.align(gray, LANDMARKS - 20)
+    np.testing.assert_array_equal(fastface.align(strided, LANDMARKS - 20).reshape(expected.shape), expected)
+    np.testing.assert_array_equal(fastface.ShapePredictor().predict(strided, (10, 10, 90, 100)),
+                                  fastface.ShapePredictor().predict(gray, (10, 10, 90, 100)))

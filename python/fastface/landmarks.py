@@ -79,7 +79,5 @@ class ShapePredictor:
         """
         order = check_order(channel_order)
         image = as_image(image)
-        if image.ndim == 3 and image.shape[2] == 1:  # numpy may give that axis stride 0: read it as gray
-            image = image[:, :, 0]
         x1, y1, x2, y2 = _box(box)
         return self._model.predict(image, order, x1, y1, x2, y2).astype(np.float32)
