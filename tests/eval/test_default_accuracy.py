@@ -18,7 +18,8 @@ DEV_TEST_CARD_THRESHOLD_ACCURACY = 0.987
 
 def test_default_pipeline_accuracy_on_view1_dev_test(tmp_path):
     done = subprocess.run([sys.executable, "-m", "fastface", "eval", "--pairs", LFW_VIEW1 / "pairsDevTest.txt",
-                           "--threads", "2", "--out", tmp_path], capture_output=True, text=True, timeout=900)
+                           "--threads", "1", "--out", tmp_path],  # 1: spin-waiting threads crawl on a busy machine
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(next(tmp_path.glob("*.json")).read_text())["summary"]
     assert summary["pairs"] == 1000
