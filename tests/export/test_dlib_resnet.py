@@ -183,8 +183,11 @@ def test_bundled_files_and_licence_are_in_the_repository():
     card = json.loads((MODELS / f"{BUNDLED_NAME}.json").read_text())
     assert "CC0" in (MODELS / f"LICENSE.{BUNDLED_NAME}").read_text()
     assert card["precision"] == "fp16" and card["parity"]["passed"] and card["source"]["sha256"] == PUBLISHED_SHA256
-    assert 0 < card["threshold"] < 1 and card["threshold_calibration"]["pairs"] == "pairs.csv"
+    # Calibrated on LFW's View 1 (both files), the detector-landmark fallback's template kept.
+    assert 0 < card["threshold"] < 1 and card["threshold_calibration"]["pairs"] == "pairsDevTrain.txt + pairsDevTest.txt"
+    assert card["threshold_calibration"]["pair_count"] == 3200 and 0 < card["threshold_calibration"]["far"] < 0.05
     assert len(card["template"]) == 5 and "YuNet" in card["template_fit"]
+    assert card["alignment"]["method"] == "dlib_chip" and len(card["alignment"]["template"]) == 5
     for suffix in ("param", "bin"):
         assert card["files"][suffix]["bytes"] == (MODELS / f"{BUNDLED_NAME}.{suffix}").stat().st_size
 
