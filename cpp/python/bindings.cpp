@@ -179,6 +179,15 @@ PYBIND11_MODULE(_core, m) {
         return out;
     }, py::arg("src"), py::arg("dst"));
 
+    m.def("dlib_chip_geometry", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& pts,
+                                   const py::array_t<float, py::array::c_style | py::array::forcecast>& chip_template,
+                                   int width, int height) {
+        const Affine a = dlib_chip_geometry(points(pts, "points"), points(chip_template, "chip template"), width, height);
+        py::array_t<double> out({2, 3});
+        for (int i = 0; i < 6; ++i) out.mutable_data()[i] = a[i];
+        return out;
+    }, py::arg("points"), py::arg("chip_template"), py::arg("width"), py::arg("height"));
+
     m.def("invert_affine", [](const py::array_t<double, py::array::c_style | py::array::forcecast>& matrix) {
         const Affine a = invert_affine(affine(matrix));
         py::array_t<double> out({2, 3});

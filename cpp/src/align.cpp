@@ -92,6 +92,21 @@ void validate_landmarks(const ImageView& image, const std::vector<Point2f>& land
                                                     std::to_string(image.height) + " image");
 }
 
+Affine dlib_chip_geometry(const std::vector<Point2f>& points, const std::vector<Point2f>& chip_template,
+                          int width, int height) {
+    if (width < 2 || height < 2) throw Error(ErrorCode::InvalidArgument, "a chip needs at least 2x2 pixels");
+    const Affine chip_to_image = estimate_similarity(chip_template, points);
+    const double scale = std::hypot(chip_to_image[0], chip_to_image[3]);
+    const double cos_a = chip_to_image[0] / scale, sin_a = chip_to_image[3] / scale;
+    const double cx = chip_to_image[0] * width / 2.0 + chip_to_image[1] * height / 2.0 + chip_to_image[2];
+    const double cy = chip_to_image[3] * width / 2.0 + chip_to_image[4] * height / 2.0 + chip_to_image[5];
+    // dlib's centered_drect shrinks the rectangle by one image pixel; its corners go to pixels 0 and size - 1.
+    const double step_x = (width * scale - 1) / (width - 1), step_y = (height * scale - 1) / (height - 1);
+    const double half_x = (width - 1) / 2.0, half_y = (height - 1) / 2.0;
+    return {cos_a * step_x, -sin_a * step_y, cx - cos_a * step_x * half_x + sin_a * step_y * half_y,
+            sin_a * step_x, cos_a * step_y, cy - sin_a * step_x * half_x - cos_a * step_y * half_y};
+}
+
 namespace {
 
 kernels::WarpArgs make_args(const ImageView& src, const WarpParams& params) {

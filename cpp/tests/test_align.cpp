@@ -229,3 +229,22 @@ TEST(align_face_rejects_bad_landmarks) {
     const ImageView empty{img.bytes.data(), 0, 10, 0, PixelFormat::BGR};
     CHECK_THROWS(align_face(empty, arcface_template(112, 112), 112, 112, arcface_template(112, 112)), ErrorCode::InvalidArgument);
 }
+
+TEST(dlib_chip_geometry_spans_one_pixel_less_than_the_scaled_chip) {
+    // Points exactly twice the template plus (10, 20): dlib's chip -> image similarity is that,
+    // and its crop pixels 0..149 span 2 * 150 - 1 image pixels about the image of the centre.
+    const std::vector<Point2f> chip = {{110.9f, 46.3f}, {89.6f, 47.9f}, {37.1f, 46.4f}, {58.4f, 47.9f}, {74.0f, 87.8f}};
+    std::vector<Point2f> image;
+    for (const Point2f& p : chip) image.push_back({2 * p.x + 10, 2 * p.y + 20});
+    const Affine m = dlib_chip_geometry(image, chip, 150, 150);
+    const double step = (150.0 * 2 - 1) / 149;
+    CHECK_NEAR(m[0], step, 1e-4);
+    CHECK_NEAR(m[1], 0.0, 1e-4);
+    CHECK_NEAR(m[3], 0.0, 1e-4);
+    CHECK_NEAR(m[4], step, 1e-4);
+    CHECK_NEAR(m[2], 2 * 75 + 10 - step * 74.5, 1e-3);
+    CHECK_NEAR(m[5], 2 * 75 + 20 - step * 74.5, 1e-3);
+    CHECK_THROWS(dlib_chip_geometry(image, chip, 1, 150), ErrorCode::InvalidArgument);
+    CHECK_THROWS(dlib_chip_geometry(image, std::vector<Point2f>(chip.begin(), chip.end() - 1), 150, 150),
+                 ErrorCode::InvalidArgument);
+}

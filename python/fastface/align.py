@@ -54,15 +54,10 @@ def dlib_chip_geometry(points, template, size) -> np.ndarray:
     as a 2x3 crop-pixel -> image matrix: the similarity fitted from ``template`` (the chip's
     points, dlib's mean face) to ``points`` — chip to image, the direction dlib fits — whose
     extraction rectangle, one image pixel narrower than ``size`` x scale, is mapped corner to
-    corner onto the crop's pixels."""
+    corner onto the crop's pixels (the core's ``dlib_chip_geometry``)."""
     width, height = as_size(size)
-    chip_to_image = estimate_similarity(as_points(template, "template"), as_points(points, "points", len(template)))
-    scale = float(np.hypot(chip_to_image[0, 0], chip_to_image[1, 0]))
-    rotation = chip_to_image[:, :2] / scale
-    centre = chip_to_image @ np.array([width / 2, height / 2, 1.0])
-    steps = np.array([(width * scale - 1) / (width - 1), (height * scale - 1) / (height - 1)])
-    linear = rotation * steps
-    return np.hstack([linear, (centre - linear @ np.array([(width - 1) / 2, (height - 1) / 2]))[:, None]])
+    template = as_points(template, "template")
+    return _core.dlib_chip_geometry(as_points(points, "points", len(template)), template, width, height)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,14 @@ Affine estimate_similarity(const std::vector<Point2f>& src, const std::vector<Po
 // Inverse of an invertible affine map; throws InvalidArgument for a singular one.
 Affine invert_affine(const Affine& m);
 
+// The crop dlib's extract_image_chip(get_face_chip_details(shape, size, padding)) cuts, as a
+// crop-pixel -> image map: the similarity fitted from chip_template (dlib's mean-face points in
+// chip units) to the points — chip to image, the direction dlib fits — whose extraction
+// rectangle, one image pixel narrower than width x scale, maps corner to corner onto the crop's
+// pixels. Needs width, height >= 2.
+Affine dlib_chip_geometry(const std::vector<Point2f>& points, const std::vector<Point2f>& chip_template,
+                          int width, int height);
+
 // Where each output pixel samples from, and what it writes.
 struct WarpParams {
     Affine dst_to_src;  // maps output pixel centres to source coordinates
