@@ -53,3 +53,22 @@ def test_mobilefacenet_at_a_card_size_it_was_not_made_for_is_refused():
     # wrong-sized input, and the probe inference crashed (SIGSEGV) inside ncnn.
     with pytest.raises(fastface.ModelError, match="does not fit this model"):
         fastface.Embedder.with_zero_weights(MOBILEFACENET / "mobilefacenet.param", card=dict(MOBILEFACENET_CARD, size=16))
+
+
+def test_convolution_with_weights_for_other_channels_is_refused_not_read_past(tmp_path):
+    # ncnn's Convolution reads num_output * kernel * kernel * channels weights per output whatever
+    # its input holds: weights for 28 channels on a 3-channel input died with SIGSEGV. In a
+    # subprocess, so a crash fails this test instead of ending the run.
+    import subprocess
+
+    param = tmp_path / "conv.param"
+    param.write_bytes((CASES / "model" / "convolution-weights-for-28-channels-on-3").read_bytes())
+    code = ("import fastface\n"
+            f"card = dict(input='data', output='fc', size=16, channel_order='RGB', mean=0, scale=1)\n"
+            "try:\n"
+            f"    fastface.Embedder.with_zero_weights({str(param)!r}, card=card)\n"
+            "except fastface.ModelError as error:\n"
+            "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    assert "layer 'conv' has weights for 28 input channels but gets 3" in done.stdout

@@ -88,7 +88,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
-        model.check_inner_products(ex);
+        model.check_layer_inputs(ex, false);
         for (int stride : kStrides) {
             ncnn::Mat score, bbox, landmark;
             if (ex.extract(blob("cls_prob_reshape", stride).c_str(), score) != 0 ||
@@ -126,7 +126,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
-        model.check_inner_products(ex);
+        model.check_layer_inputs(ex, false);
         const int yunet_strides[3] = {8, 16, 32};
         for (int si = 0; si < 3; ++si) {
             const int stride = yunet_strides[si], cols = input.w / stride, rows = input.h / stride;
@@ -165,7 +165,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
-        model.check_inner_products(ex);
+        model.check_layer_inputs(ex, false);
         ncnn::Mat loc, conf, landmarks;
         if (ex.extract(config.outputs[0].c_str(), loc) != 0 || ex.extract(config.outputs[1].c_str(), conf) != 0 ||
             ex.extract(config.outputs[2].c_str(), landmarks) != 0)
@@ -243,6 +243,10 @@ struct Detector::Impl {
                                                     join(inputs));
         ncnn::Mat probe(config.input_width > 0 ? config.input_width : 64, config.input_height > 0 ? config.input_height : 64, 3);
         probe.fill(0.f);
+        ncnn::Extractor ex = model.net.create_extractor();
+        if (ex.input(config.input.c_str(), probe) != 0)
+            throw Error(ErrorCode::ModelFormat, "ncnn rejected input blob '" + config.input + "'");
+        model.check_layer_inputs(ex, true);
         std::vector<Face> ignored;
         run(probe, ignored);  // throws on output shapes that do not fit the decoder
     }

@@ -21,7 +21,7 @@ struct Embedder::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(card.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + card.input + "'");
-        model.check_inner_products(ex);
+        model.check_layer_inputs(ex, false);
         ncnn::Mat feat;
         if (ex.extract(card.output.c_str(), feat) != 0 || feat.empty())
             throw Error(ErrorCode::Runtime, "ncnn failed to compute output blob '" + card.output + "'");
@@ -86,7 +86,7 @@ void Embedder::Impl::finish() {
     ncnn::Mat feat;
     if (ex.input(impl.card.input.c_str(), probe) != 0)
         throw Error(ErrorCode::ModelFormat, "ncnn rejected input blob '" + impl.card.input + "'");
-    impl.model.check_inner_products(ex);
+    impl.model.check_layer_inputs(ex, true);
     if (ex.extract(impl.card.output.c_str(), feat) != 0 || feat.empty())
         throw Error(ErrorCode::ModelFormat, "model failed a test inference at " + std::to_string(impl.card.width) + "x" +
                                                 std::to_string(impl.card.height) + " (ncnn printed details to stderr)");

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 #include "datareader.h"
@@ -93,24 +94,46 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
     return data;
 }
 
-// InnerProduct lines of a param text ncnn has accepted: "InnerProduct name 1 1 bottom top 0=N ... 2=W".
-static std::vector<NcnnModel::InnerProductInput> find_inner_products(const std::string& param_text) {
-    std::vector<NcnnModel::InnerProductInput> found;
+// Layers of a param text ncnn has accepted whose weights fix their input:
+// "InnerProduct name 1 1 bottom top 0=N ... 2=W" (W / N values in) and
+// "Convolution[DepthWise] / Deconvolution[DepthWise] name 1 1 bottom top 0=N 1=kw 11=kh 6=W 7=groups"
+// (W / (N kw kh) * groups channels in).
+static std::vector<NcnnModel::LayerInput> find_layer_inputs(const std::string& param_text) {
+    std::vector<NcnnModel::LayerInput> found;
     std::istringstream lines(param_text);
     std::string line;
     while (std::getline(lines, line)) {
         std::istringstream tokens(line);
         std::string type, name, bottom, top, token;
         int bottoms = 0, tops = 0;
-        if (!(tokens >> type >> name >> bottoms >> tops) || type != "InnerProduct" || bottoms != 1) continue;
+        if (!(tokens >> type >> name >> bottoms >> tops) || bottoms != 1) continue;
+        const bool inner_product = type == "InnerProduct";
+        const bool convolution = type == "Convolution" || type == "ConvolutionDepthWise" || type == "Deconvolution" ||
+                                 type == "DeconvolutionDepthWise";
+        if (!inner_product && !convolution) continue;
         tokens >> bottom;
         for (int i = 0; i < tops; ++i) tokens >> top;
-        long long outputs = 0, weight_size = 0;
+        std::map<int, long long> params;
         while (tokens >> token) {
-            if (token.rfind("0=", 0) == 0) outputs = std::atoll(token.c_str() + 2);
-            if (token.rfind("2=", 0) == 0) weight_size = std::atoll(token.c_str() + 2);
+            const std::size_t eq = token.find('=');
+            if (eq != std::string::npos && eq > 0 && token[0] != '-') params[std::atoi(token.c_str())] = std::atoll(token.c_str() + eq + 1);
         }
-        if (outputs > 0 && weight_size > 0) found.push_back({name, bottom, weight_size / outputs});
+        const auto param = [&params](int id, long long fallback) {
+            const auto it = params.find(id);
+            return it == params.end() ? fallback : it->second;
+        };
+        const long long outputs = param(0, 0);
+        if (inner_product) {
+            const long long weight_size = param(2, 0);
+            if (outputs > 0 && weight_size > 0) found.push_back({name, bottom, weight_size / outputs, false});
+            continue;
+        }
+        const long long kernel_w = param(1, 0), kernel_h = param(11, kernel_w), weight_size = param(6, 0);
+        const long long groups = type == "Convolution" || type == "Deconvolution" ? 1 : param(7, 1);
+        const long long per_channel = outputs * kernel_w * kernel_h;
+        if (per_channel <= 0 || weight_size <= 0 || groups <= 0) continue;  // ncnn refuses these at load
+        // Weights that fit no whole channel count match no input: -1 is never a blob's channel count.
+        found.push_back({name, bottom, weight_size % per_channel ? -1 : weight_size / per_channel * groups, true});
     }
     return found;
 }
@@ -140,7 +163,7 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
         throw Error(ErrorCode::ModelFormat,
                     "ncnn could not parse the param file (not an ncnn .param, or it uses a layer this build lacks; "
                     "ncnn printed details to stderr)");
-    inner_products = find_inner_products(param_text);
+    layer_inputs = find_layer_inputs(param_text);
     if (!new_weights) {
         if (net.load_model(ZeroReader()) != 0) throw Error(ErrorCode::ModelFormat, "could not create zero weights");
         return;
@@ -156,14 +179,23 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
                                                 std::to_string(weights.size()) + " bytes");
 }
 
-void NcnnModel::check_inner_products(ncnn::Extractor& ex) const {
-    for (const InnerProductInput& ip : inner_products) {
+void NcnnModel::check_layer_inputs(ncnn::Extractor& ex, bool all) const {
+    for (const LayerInput& li : layer_inputs) {
+        if (li.channels && !all) continue;
         ncnn::Mat in;
-        if (ex.extract(ip.bottom.c_str(), in) != 0 || in.empty())
-            throw Error(ErrorCode::ModelFormat, "ncnn could not compute the input of layer '" + ip.layer + "'");
+        if (ex.extract(li.bottom.c_str(), in) != 0 || in.empty())
+            throw Error(ErrorCode::ModelFormat, "ncnn could not compute the input of layer '" + li.layer + "'");
+        if (li.channels) {
+            if (in.c != li.expected)
+                throw Error(ErrorCode::ModelFormat, "layer '" + li.layer + "' has weights for " +
+                                                        (li.expected < 0 ? "no whole number of" : std::to_string(li.expected)) +
+                                                        " input channels but gets " + std::to_string(in.c) +
+                                                        ": the model file is malformed");
+            continue;
+        }
         const long long values = static_cast<long long>(in.w) * in.h * in.d * in.c;
-        if (values != ip.values)
-            throw Error(ErrorCode::ModelFormat, "layer '" + ip.layer + "' takes " + std::to_string(ip.values) +
+        if (values != li.expected)
+            throw Error(ErrorCode::ModelFormat, "layer '" + li.layer + "' takes " + std::to_string(li.expected) +
                                                     " values but gets " + std::to_string(values) +
                                                     ": the input size does not fit this model");
     }

@@ -18,11 +18,13 @@ constexpr int kMaxInputSide = 4096;
 struct NcnnModel {
     ncnn::Net net;
     std::vector<std::uint8_t> weights;  // ncnn may reference weights in place: keep them alive
-    struct InnerProductInput {
+    // A layer whose weights fix what its input must hold, from the param text, in graph order.
+    struct LayerInput {
         std::string layer, bottom;
-        long long values;  // weight_data_size / num_output
+        long long expected;  // InnerProduct: values (weight_data_size / num_output); convolutions: channels
+        bool channels;       // a convolution's channel count, which no input size changes
     };
-    std::vector<InnerProductInput> inner_products;  // from the param text
+    std::vector<LayerInput> layer_inputs;
 
     explicit NcnnModel(const EmbedderOptions& options);
 
@@ -30,10 +32,14 @@ struct NcnnModel {
     // Throws ModelFormat for unparsable params, truncated or oversized weights.
     void load(const std::string& param_text, std::vector<std::uint8_t>* weights);
 
-    // ncnn's InnerProduct trusts that its input holds weight_data_size / num_output values per
-    // output and reads past the blob otherwise (a card size the graph was not made for). Checks
-    // each one's input on this extractor (ncnn computes and caches it), throwing ModelFormat.
-    void check_inner_products(ncnn::Extractor& ex) const;
+    // ncnn's InnerProduct trusts that its input holds weight_data_size / num_output values, and
+    // its convolutions that theirs has the channels their weights were made for; both read past
+    // the blob otherwise (a card size the graph was not made for, a malformed file). Checks each
+    // one's input on this extractor in graph order (ncnn computes and caches it, and no layer runs
+    // before the layers feeding it passed), throwing ModelFormat. Channel counts depend on the
+    // graph alone: `all` checks them too (once, on the probe at load); per inference only the
+    // InnerProduct sizes, which depend on the input size.
+    void check_layer_inputs(ncnn::Extractor& ex, bool all) const;
 
     std::vector<std::string> blob_names() const;
     std::vector<std::string> input_names() const;
