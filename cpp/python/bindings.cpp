@@ -40,7 +40,8 @@ ImageView image_view(const py::array& image, const std::string& color_order) {
     view.width = static_cast<int>(image.shape(1));
     view.format = channels == 1 ? PixelFormat::Gray : parse_format(color_order);
     view.row_stride = image.strides(0);
-    if ((image.ndim() == 3 && image.strides(2) != 1) || image.strides(1) != channels || view.row_stride < 0)
+    // A length-1 channel axis is never stepped: numpy may give it any stride (gray[..., None]: 0).
+    if ((channels == 3 && image.strides(2) != 1) || image.strides(1) != channels || view.row_stride < 0)
         throw Error(ErrorCode::InvalidArgument, "image pixels must be packed with a positive row stride (use np.ascontiguousarray)");
     validate(view);
     return view;

@@ -22,11 +22,9 @@ def as_image(image, name: str = "image") -> np.ndarray:
                          "(drop alpha first, e.g. cv2.cvtColor(img, cv2.COLOR_BGRA2BGR))")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {image.shape}")
-    if image.ndim == 3 and image.shape[2] == 1 and image.strides[2] != 1:
-        # numpy gives a length-1 axis any stride (``gray[..., None]``: 0); the core reads 1.
-        gray = np.ascontiguousarray(image[:, :, 0])
-        image = np.lib.stride_tricks.as_strided(gray, shape=image.shape, strides=(*gray.strides, 1), writeable=False)
-    pixel_packed = image.strides[-1] == 1 and (image.ndim == 2 or image.strides[1] == image.shape[2])
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    # A length-1 channel axis is never stepped: numpy may give it any stride (gray[..., None]: 0).
+    pixel_packed = image.strides[1] == channels and (channels == 1 or image.strides[2] == 1)
     if not pixel_packed or image.strides[0] < 0:
         image = np.ascontiguousarray(image)
     return image
