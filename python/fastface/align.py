@@ -102,9 +102,9 @@ class FaceAligner:
         missing = [key for key in ("template", "box") if key not in spec]
         if missing or not isinstance(spec["box"], dict) or not {"centre", "size"} <= set(spec["box"]):
             raise ValueError(f"model card 'alignment' needs a template and a box with centre and size, got {spec!r}")
-        from .landmarks import ShapePredictor
+        from .landmarks import bundled_shape_predictor
 
-        self.predictor = ShapePredictor()
+        self.predictor = bundled_shape_predictor()
         self.chip_template = as_points(spec["template"], "model card 'alignment.template'",
                                        count=self.predictor.num_parts)
         self.chip_template.setflags(write=False)

@@ -9,6 +9,7 @@ points equal dlib's ``shape_predictor(image, rect)`` before dlib rounds them to 
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -81,3 +82,9 @@ class ShapePredictor:
         image = as_image(image)
         x1, y1, x2, y2 = _box(box)
         return self._model.predict(image, order, x1, y1, x2, y2).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_shape_predictor() -> ShapePredictor:
+    """The bundled predictor, read once per process and shared (``predict`` keeps no state)."""
+    return ShapePredictor()
