@@ -58,3 +58,12 @@ def test_eval_detects_raw_photos_with_the_bundled_detector_by_default():
     assert not detects(Namespace(detector=None, pairs="lfw.bin"))  # .bin sets hold aligned crops
     assert not detects(Namespace(detector="none", pairs="pairs.csv"))
     assert detects(Namespace(detector="d.param", pairs="lfw.bin")) and detector_path(Namespace(detector="d.param"))
+
+
+def test_eval_takes_repeated_pair_lists_and_still_knows_a_bin_set_holds_aligned_crops():
+    from fastface.cli import build_parser
+    from fastface.eval.cli import detects
+
+    parse = build_parser().parse_args
+    assert not detects(parse(["eval", "--pairs", "lfw.bin"]))
+    assert detects(parse(["eval", "--pairs", "pairsDevTrain.txt", "--pairs", "pairsDevTest.txt"]))

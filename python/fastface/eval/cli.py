@@ -49,7 +49,8 @@ def aligner(detector_path, size, template=None, threads: int = 1, face: str = DE
 def detects(args) -> bool:
     """Whether the pair list's images are photos to detect faces in (not aligned crops)."""
     if args.detector is None:
-        return not str(args.pairs).lower().endswith(".bin")  # .bin sets hold aligned crops
+        lists = [args.pairs] if isinstance(args.pairs, str) else args.pairs  # --pairs may be repeated
+        return not any(str(p).lower().endswith(".bin") for p in lists)  # .bin sets hold aligned crops
     return args.detector.lower() != "none"
 
 
