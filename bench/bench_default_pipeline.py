@@ -41,8 +41,7 @@ def detector_landmark_path():
 
 
 @pytest.fixture(scope="module")
-def face_recognition_path():
-    dlib = pytest.importorskip("dlib", reason="the reference needs dlib-bin (pip install dlib-bin)")
+def face_recognition_path(dlib):
     if not DLIB_RESNET.exists():
         pytest.skip(f"shared test data not found: {DLIB_RESNET}")
     detector = dlib.get_frontal_face_detector()

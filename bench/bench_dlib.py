@@ -13,11 +13,6 @@ DAT = DLIB_RESNET / "dlib_face_recognition_resnet_model_v1.dat"
 
 
 @pytest.fixture(scope="module")
-def dlib():
-    return pytest.importorskip("dlib", reason="the reference needs dlib-bin (pip install dlib-bin)")
-
-
-@pytest.fixture(scope="module")
 def chips(dlib):
     """dlib's own 150x150 RGB chips (HOG + 5-point + get_face_chip) of a few ORL faces."""
     cv2 = pytest.importorskip("cv2")

@@ -16,11 +16,6 @@ pytestmark = [require(DAT), require(LFW)]
 
 
 @pytest.fixture(scope="module")
-def dlib():
-    return pytest.importorskip("dlib", reason="the reference needs dlib-bin (pip install dlib-bin)")
-
-
-@pytest.fixture(scope="module")
 def faces(dlib):
     """(BGR photo, RGB photo, dlib.rectangle) for the faces dlib's HOG finds in 60 LFW photos."""
     cv2 = pytest.importorskip("cv2")
