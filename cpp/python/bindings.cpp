@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fastface/fastface.h"
@@ -239,6 +240,24 @@ PYBIND11_MODULE(_core, m) {
        py::arg("net_order"), py::arg("mean"), py::arg("scale"), py::arg("border") = 0, py::arg("isa") = "",
        "Bilinear warp fused with channel reorder and (x - mean) * scale, to planar float (C, H, W).");
 
+    m.def("check_model_shapes", [](const py::bytes& param, const std::vector<std::tuple<std::string, int, int, int>>& inputs,
+                                   bool allow_unknown_layers) {
+        std::vector<ModelInput> in;
+        for (const auto& [name, w, h, c] : inputs) in.push_back({name, w, h, c});
+        const std::string text = param;
+        std::vector<BlobShapeInfo> shapes;
+        {
+            py::gil_scoped_release release;
+            shapes = check_model_shapes(text, in, allow_unknown_layers);
+        }
+        py::dict out;
+        for (const BlobShapeInfo& s : shapes)
+            out[py::str(s.name)] = s.dims == 0 ? py::object(py::none()) : py::object(py::make_tuple(s.dims, s.w, s.h, s.d, s.c));
+        return out;
+    }, py::arg("param"), py::arg("inputs"), py::arg("allow_unknown_layers") = false,
+       "Every blob's (dims, w, h, d, c) for inputs [(name, w, h, c)], without running the model; None where not "
+       "known. Raises ModelError for a layer its input does not fit.");
+
     m.def("cosine_matrix", [](const FloatMatrix& queries, const FloatMatrix& gallery, int threads, const std::string& isa) {
         std::size_t dq = 0, dg = 0;
         const std::size_t nq = rows_of(queries, "queries", dq), n = rows_of(gallery, "gallery", dg);
@@ -364,7 +383,7 @@ PYBIND11_MODULE(_core, m) {
         .def(py::init([](py::object param, py::object bin, const std::string& input, const std::string& output,
                          int width, int height, const std::string& order, std::array<float, 3> mean,
                          std::array<float, 3> scale, int dim, std::optional<py::array> align_template, int threads,
-                         bool fp16) {
+                         bool fp16, bool allow_unknown_layers) {
                  ModelCard card;
                  card.input = input;
                  card.output = output;
@@ -373,7 +392,7 @@ PYBIND11_MODULE(_core, m) {
                  card.norm = input_norm(order, mean, scale);
                  card.dim = dim;
                  if (align_template) card.align_template = points(*align_template, "alignment template");
-                 EmbedderOptions options{threads, fp16};
+                 EmbedderOptions options{threads, fp16, allow_unknown_layers};
                  // param/bin: bytes hold the model itself, str a path; bin None = zero weights.
                  const bool in_memory = py::isinstance<py::bytes>(param);
                  if (bin.is_none()) {
@@ -395,7 +414,7 @@ PYBIND11_MODULE(_core, m) {
              }),
              py::arg("param"), py::arg("bin"), py::arg("input"), py::arg("output"), py::arg("width"), py::arg("height"),
              py::arg("order"), py::arg("mean"), py::arg("scale"), py::arg("dim"), py::arg("align_template"),
-             py::arg("threads"), py::arg("fp16"))
+             py::arg("threads"), py::arg("fp16"), py::arg("allow_unknown_layers") = false)
         .def_property_readonly("dim", &Embedder::dim)
         .def("blob_names", &Embedder::blob_names)
         .def("embed", [](const Embedder& self, const py::array& crops, const std::string& order, bool normalize) {
@@ -454,7 +473,7 @@ PYBIND11_MODULE(_core, m) {
                          const std::string& input, const std::vector<std::string>& outputs, int input_width,
                          int input_height, const std::string& order, std::array<float, 3> mean,
                          std::array<float, 3> scale, int max_side, float score_threshold, float nms_threshold,
-                         float min_face, int max_faces, int threads, bool upscale) {
+                         float min_face, int max_faces, int threads, bool upscale, bool allow_unknown_layers) {
                  DetectorConfig config;
                  if (kind == "retinaface")
                      config.kind = DetectorKind::RetinaFaceInsightface;
@@ -476,12 +495,13 @@ PYBIND11_MODULE(_core, m) {
                  config.min_face = min_face;
                  config.max_faces = max_faces;
                  py::gil_scoped_release release;
-                 return Detector::from_files(param, bin, config, EmbedderOptions{threads, false});
+                 return Detector::from_files(param, bin, config, EmbedderOptions{threads, false, allow_unknown_layers});
              }),
              py::arg("param"), py::arg("bin"), py::arg("kind"), py::arg("input"), py::arg("outputs"),
              py::arg("input_width"), py::arg("input_height"), py::arg("order"), py::arg("mean"),
              py::arg("scale"), py::arg("max_side"), py::arg("score_threshold"), py::arg("nms_threshold"),
-             py::arg("min_face"), py::arg("max_faces"), py::arg("threads"), py::arg("upscale") = false)
+             py::arg("min_face"), py::arg("max_faces"), py::arg("threads"), py::arg("upscale") = false,
+             py::arg("allow_unknown_layers") = false)
         .def("detect", [](const Detector& self, const py::array& image, const std::string& order) {
             const ImageView view = image_view(image, order);
             std::vector<Face> faces;

@@ -88,7 +88,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
-        model.check_layer_inputs(ex, false);
+        model.check_input(config.input, input.w, input.h, input.c);
         for (int stride : kStrides) {
             ncnn::Mat score, bbox, landmark;
             if (ex.extract(blob("cls_prob_reshape", stride).c_str(), score) != 0 ||
@@ -126,7 +126,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
-        model.check_layer_inputs(ex, false);
+        model.check_input(config.input, input.w, input.h, input.c);
         const int yunet_strides[3] = {8, 16, 32};
         for (int si = 0; si < 3; ++si) {
             const int stride = yunet_strides[si], cols = input.w / stride, rows = input.h / stride;
@@ -165,7 +165,7 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), input) != 0)
             throw Error(ErrorCode::Runtime, "ncnn rejected input blob '" + config.input + "'");
-        model.check_layer_inputs(ex, false);
+        model.check_input(config.input, input.w, input.h, input.c);
         ncnn::Mat loc, conf, landmarks;
         if (ex.extract(config.outputs[0].c_str(), loc) != 0 || ex.extract(config.outputs[1].c_str(), conf) != 0 ||
             ex.extract(config.outputs[2].c_str(), landmarks) != 0)
@@ -246,7 +246,6 @@ struct Detector::Impl {
         ncnn::Extractor ex = model.net.create_extractor();
         if (ex.input(config.input.c_str(), probe) != 0)
             throw Error(ErrorCode::ModelFormat, "ncnn rejected input blob '" + config.input + "'");
-        model.check_layer_inputs(ex, true);
         std::vector<Face> ignored;
         run(probe, ignored);  // throws on output shapes that do not fit the decoder
     }
@@ -298,7 +297,8 @@ Detector Detector::from_memory(std::string param_text, std::vector<std::uint8_t>
                                const EmbedderOptions& options) {
     check_config(config);
     auto impl = std::make_unique<Impl>(config, options);
-    impl->model.load(param_text, &weights);
+    impl->model.load(param_text, &weights, config.input, config.input_width > 0 ? config.input_width : 64,
+                     config.input_height > 0 ? config.input_height : 64, 3);
     impl->validate_model();
     return Detector(std::move(impl));
 }

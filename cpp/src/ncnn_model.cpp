@@ -6,11 +6,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <map>
-#include <sstream>
 
 #include "datareader.h"
 #include "fastface/error.h"
+#include "fastface/model_check.h"
 
 namespace fastface {
 
@@ -94,50 +93,6 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
     return data;
 }
 
-// Layers of a param text ncnn has accepted whose weights fix their input:
-// "InnerProduct name 1 1 bottom top 0=N ... 2=W" (W / N values in) and
-// "Convolution[DepthWise] / Deconvolution[DepthWise] name 1 1 bottom top 0=N 1=kw 11=kh 6=W 7=groups"
-// (W / (N kw kh) * groups channels in).
-static std::vector<NcnnModel::LayerInput> find_layer_inputs(const std::string& param_text) {
-    std::vector<NcnnModel::LayerInput> found;
-    std::istringstream lines(param_text);
-    std::string line;
-    while (std::getline(lines, line)) {
-        std::istringstream tokens(line);
-        std::string type, name, bottom, top, token;
-        int bottoms = 0, tops = 0;
-        if (!(tokens >> type >> name >> bottoms >> tops) || bottoms != 1) continue;
-        const bool inner_product = type == "InnerProduct";
-        const bool convolution = type == "Convolution" || type == "ConvolutionDepthWise" || type == "Deconvolution" ||
-                                 type == "DeconvolutionDepthWise";
-        if (!inner_product && !convolution) continue;
-        tokens >> bottom;
-        for (int i = 0; i < tops; ++i) tokens >> top;
-        std::map<int, long long> params;
-        while (tokens >> token) {
-            const std::size_t eq = token.find('=');
-            if (eq != std::string::npos && eq > 0 && token[0] != '-') params[std::atoi(token.c_str())] = std::atoll(token.c_str() + eq + 1);
-        }
-        const auto param = [&params](int id, long long fallback) {
-            const auto it = params.find(id);
-            return it == params.end() ? fallback : it->second;
-        };
-        const long long outputs = param(0, 0);
-        if (inner_product) {
-            const long long weight_size = param(2, 0);
-            if (outputs > 0 && weight_size > 0) found.push_back({name, bottom, weight_size / outputs, false});
-            continue;
-        }
-        const long long kernel_w = param(1, 0), kernel_h = param(11, kernel_w), weight_size = param(6, 0);
-        const long long groups = type == "Convolution" || type == "Deconvolution" ? 1 : param(7, 1);
-        const long long per_channel = outputs * kernel_w * kernel_h;
-        if (per_channel <= 0 || weight_size <= 0 || groups <= 0) continue;  // ncnn refuses these at load
-        // Weights that fit no whole channel count match no input: -1 is never a blob's channel count.
-        found.push_back({name, bottom, weight_size % per_channel ? -1 : weight_size / per_channel * groups, true});
-    }
-    return found;
-}
-
 std::string join(const std::vector<std::string>& names) {
     std::string out;
     for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -155,15 +110,27 @@ NcnnModel::NcnnModel(const EmbedderOptions& options) {
     opt.use_bf16_storage = false;
     opt.blob_allocator = &capped_allocator;
     opt.workspace_allocator = &capped_allocator;
+    allow_unknown_layers = options.allow_unknown_layers;
 }
 
-void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* new_weights) {
+void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* new_weights, const std::string& input,
+                     int w, int h, int c) {
     if (param_text.empty()) throw Error(ErrorCode::ModelFormat, "param file is empty");
     if (net.load_param_mem(param_text.c_str()) != 0)
         throw Error(ErrorCode::ModelFormat,
                     "ncnn could not parse the param file (not an ncnn .param, or it uses a layer this build lacks; "
                     "ncnn printed details to stderr)");
-    layer_inputs = find_layer_inputs(param_text);
+    graph = GraphCheck(net, param_text);
+    if (!graph.unknown_types().empty() && !allow_unknown_layers)
+        throw Error(ErrorCode::ModelFormat, "the model has layer types fastface cannot shape-check (" +
+                                                join(graph.unknown_types()) +
+                                                "); a malformed file of them could crash the process. Allow unknown "
+                                                "layers to load it unchecked");
+    const std::vector<std::string> inputs = input_names();
+    if (std::find(inputs.begin(), inputs.end(), input) == inputs.end())
+        throw Error(ErrorCode::ModelFormat, "input blob '" + input + "' is not an input of the model; inputs: " +
+                                                join(inputs) + "; all blobs: " + join(blob_names()));
+    check_input(input, w, h, c);
     if (!new_weights) {
         if (net.load_model(ZeroReader()) != 0) throw Error(ErrorCode::ModelFormat, "could not create zero weights");
         return;
@@ -179,26 +146,51 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
                                                 std::to_string(weights.size()) + " bytes");
 }
 
-void NcnnModel::check_layer_inputs(ncnn::Extractor& ex, bool all) const {
-    for (const LayerInput& li : layer_inputs) {
-        if (li.channels && !all) continue;
-        ncnn::Mat in;
-        if (ex.extract(li.bottom.c_str(), in) != 0 || in.empty())
-            throw Error(ErrorCode::ModelFormat, "ncnn could not compute the input of layer '" + li.layer + "'");
-        if (li.channels) {
-            if (in.c != li.expected)
-                throw Error(ErrorCode::ModelFormat, "layer '" + li.layer + "' has weights for " +
-                                                        (li.expected < 0 ? "no whole number of" : std::to_string(li.expected)) +
-                                                        " input channels but gets " + std::to_string(in.c) +
-                                                        ": the model file is malformed");
-            continue;
-        }
-        const long long values = static_cast<long long>(in.w) * in.h * in.d * in.c;
-        if (values != li.expected)
-            throw Error(ErrorCode::ModelFormat, "layer '" + li.layer + "' takes " + std::to_string(li.expected) +
-                                                    " values but gets " + std::to_string(values) +
-                                                    ": the input size does not fit this model");
+void NcnnModel::check_input(const std::string& input, int w, int h, int c) const {
+    const std::array<int, 3> size{w, h, c};
+    {
+        const std::lock_guard<std::mutex> lock(checked_mutex_);
+        if (std::find(checked_sizes_.begin(), checked_sizes_.end(), size) != checked_sizes_.end()) return;
     }
+    BlobShape shape;
+    shape.dims = 3, shape.w = w, shape.h = h, shape.c = c;
+    graph.propagate({{input, shape}}, allow_unknown_layers);
+    const std::lock_guard<std::mutex> lock(checked_mutex_);
+    // A detector sees a handful of padded sizes; a bound keeps a stream of odd sizes from growing this.
+    if (checked_sizes_.size() < 64) checked_sizes_.push_back(size);
+}
+
+std::string NcnnModel::unchecked_note() const {
+    if (graph.unknown_types().empty()) return "";
+    return " (the model was not shape-checked: fastface does not know its layer types " + join(graph.unknown_types()) + ")";
+}
+
+std::vector<BlobShapeInfo> check_model_shapes(const std::string& param_text, const std::vector<ModelInput>& inputs,
+                                              bool allow_unknown_layers) {
+    EmbedderOptions options;
+    options.allow_unknown_layers = allow_unknown_layers;
+    NcnnModel model(options);
+    if (param_text.empty()) throw Error(ErrorCode::ModelFormat, "param file is empty");
+    if (model.net.load_param_mem(param_text.c_str()) != 0)
+        throw Error(ErrorCode::ModelFormat, "ncnn could not parse the param file");
+    model.graph = GraphCheck(model.net, param_text);
+    if (!model.graph.unknown_types().empty() && !allow_unknown_layers)
+        throw Error(ErrorCode::ModelFormat, "the model has layer types fastface cannot shape-check (" +
+                                                join(model.graph.unknown_types()) + ")");
+    std::vector<std::pair<std::string, BlobShape>> shapes_in;
+    for (const ModelInput& in : inputs) {
+        if (in.w < 1 || in.h < 1 || in.c < 1 || in.w > kMaxInputSide || in.h > kMaxInputSide || in.c > 4096)
+            throw Error(ErrorCode::InvalidArgument, "input '" + in.name + "' has an invalid size");
+        BlobShape s;
+        s.dims = 3, s.w = in.w, s.h = in.h, s.c = in.c;
+        shapes_in.emplace_back(in.name, s);
+    }
+    const std::vector<BlobShape> shapes = model.graph.propagate(shapes_in, allow_unknown_layers);
+    const std::vector<std::string> names = model.blob_names();
+    std::vector<BlobShapeInfo> out;
+    for (std::size_t i = 0; i < shapes.size(); ++i)
+        out.push_back({names[i], shapes[i].dims, shapes[i].w, shapes[i].h, shapes[i].d, shapes[i].c});
+    return out;
 }
 
 std::vector<std::string> NcnnModel::blob_names() const {

@@ -1,11 +1,14 @@
 // Internal: an ncnn network loaded with bounds-checked weights, shared by Embedder and Detector.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "fastface/embedder.h"
+#include "graph_check.h"
 #include "net.h"
 
 namespace fastface {
@@ -18,32 +21,36 @@ constexpr int kMaxInputSide = 4096;
 struct NcnnModel {
     ncnn::Net net;
     std::vector<std::uint8_t> weights;  // ncnn may reference weights in place: keep them alive
-    // A layer whose weights fix what its input must hold, from the param text, in graph order.
-    struct LayerInput {
-        std::string layer, bottom;
-        long long expected;  // InnerProduct: values (weight_data_size / num_output); convolutions: channels
-        bool channels;       // a convolution's channel count, which no input size changes
-    };
-    std::vector<LayerInput> layer_inputs;
+    GraphCheck graph;
+    bool allow_unknown_layers = false;
 
     explicit NcnnModel(const EmbedderOptions& options);
 
-    // Parses the param text, then loads `weights` (moved in) or, when null, zero weights.
-    // Throws ModelFormat for unparsable params, truncated or oversized weights.
-    void load(const std::string& param_text, std::vector<std::uint8_t>* weights);
+    // Parses the param text, refuses layer types the shape checker does not know (unless the
+    // options allow them), shape-checks the graph for `input` at w x h x c (check_input), then
+    // loads `weights` (moved in) or, when null, zero weights — so no malformed layer reaches
+    // ncnn's weight packing either. Throws ModelFormat for unparsable params, unknown layers,
+    // layers that do not fit, truncated or oversized weights.
+    void load(const std::string& param_text, std::vector<std::uint8_t>* weights, const std::string& input, int w,
+              int h, int c);
 
-    // ncnn's InnerProduct trusts that its input holds weight_data_size / num_output values, and
-    // its convolutions that theirs has the channels their weights were made for; both read past
-    // the blob otherwise (a card size the graph was not made for, a malformed file). Checks each
-    // one's input on this extractor in graph order (ncnn computes and caches it, and no layer runs
-    // before the layers feeding it passed), throwing ModelFormat. Channel counts depend on the
-    // graph alone: `all` checks them too (once, on the probe at load); per inference only the
-    // InnerProduct sizes, which depend on the input size.
-    void check_layer_inputs(ncnn::Extractor& ex, bool all) const;
+    // ncnn trusts that every blob fits the layer it reaches and reads or writes past it when
+    // it does not (a malformed file, a card size the graph was not made for). Propagates the
+    // shape of `input` (w x h x c) through the whole graph before ncnn runs anything, throwing
+    // ModelFormat naming the first layer that does not fit. Each input size is checked once
+    // (remembered), so an inference at a size already seen costs a lookup.
+    void check_input(const std::string& input, int w, int h, int c) const;
+
+    // "" when every layer was shape-checked, else a sentence saying which were not.
+    std::string unchecked_note() const;
 
     std::vector<std::string> blob_names() const;
     std::vector<std::string> input_names() const;
     bool has_blob(const std::string& name) const;
+
+private:
+    mutable std::mutex checked_mutex_;
+    mutable std::vector<std::array<int, 3>> checked_sizes_;
 };
 
 std::vector<std::uint8_t> read_file(const std::string& path);

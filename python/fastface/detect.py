@@ -88,11 +88,14 @@ class Detector:
     faces). A fixed-size model gets the image fitted into its input. Faces smaller than
     ``min_face`` pixels, below ``score_threshold`` or beyond the best ``max_faces`` (0 = all) are
     dropped; ``nms_threshold`` is the IoU above which the weaker of two boxes goes.
+
+    The model is shape-checked at load and at each new input size (see :class:`fastface.Embedder`);
+    ``allow_unknown_layers`` loads layer types the checker does not know, unchecked.
     """
 
     def __init__(self, param=None, bin=None, kind: Optional[str] = None, threads: int = 1,
                  score_threshold: float = 0.5, nms_threshold: float = 0.4, min_face: float = 0.0, max_faces: int = 0,
-                 max_side: int = 640, card=None, upscale: bool = False):
+                 max_side: int = 640, card=None, upscale: bool = False, allow_unknown_layers: bool = False):
         _check_options(threads, score_threshold, nms_threshold, min_face, max_faces, max_side, upscale)
         if kind is not None and kind not in DETECTOR_DEFAULTS:
             raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(DETECTOR_DEFAULTS)}")
@@ -127,7 +130,7 @@ class Detector:
                                      [str(o) for o in settings["outputs"]], input_width, input_height,
                                      str(settings["channel_order"]).upper(), mean, scale, int(max_side),
                                      float(score_threshold), float(nms_threshold), float(min_face), int(max_faces),
-                                     int(threads), bool(upscale))
+                                     int(threads), bool(upscale), bool(allow_unknown_layers))
 
     @classmethod
     def from_name(cls, name: str, *, download: bool = True, accept_license: bool = False, **kwargs) -> "Detector":

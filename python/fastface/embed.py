@@ -69,9 +69,15 @@ class Embedder:
     bytes. ``Embedder()`` loads the bundled default, dlib's face-recognition ResNet (CC0,
     converted to ncnn; :data:`DEFAULT_MODEL`). One Embedder can be used from many threads at
     once; inference releases the GIL.
+
+    Every layer is shape-checked at load against what reaches it, and a model that does not fit
+    raises :class:`fastface.ModelError` before ncnn runs it; layer types the checker does not
+    know are refused unless ``allow_unknown_layers`` (then a malformed file of them can crash
+    the process, as in ncnn itself).
     """
 
-    def __init__(self, param=None, bin=None, card=None, threads: int = 1, fp16: bool = False):
+    def __init__(self, param=None, bin=None, card=None, threads: int = 1, fp16: bool = False, *,
+                 allow_unknown_layers: bool = False):
         if param is None:
             from .hub.bundled import bundled_model
 
@@ -96,7 +102,8 @@ class Embedder:
             bin = os.fspath(bin)
         elif bin is not None and not isinstance(bin, bytes):
             raise TypeError(f"bin must be a path or bytes, got {type(bin).__name__}")
-        self._init(param if isinstance(param, bytes) else os.fspath(param), bin, card, threads, fp16)
+        self._init(param if isinstance(param, bytes) else os.fspath(param), bin, card, threads, fp16,
+                   allow_unknown_layers)
 
     @classmethod
     def from_name(cls, name: str, *, download: bool = True, accept_license: bool = False, **kwargs) -> "Embedder":
@@ -108,16 +115,18 @@ class Embedder:
         return cls(resolve(name, "recognizer", download=download, accept_license=accept_license), **kwargs)
 
     @classmethod
-    def with_zero_weights(cls, param, card=None, threads: int = 1, fp16: bool = False) -> "Embedder":
+    def with_zero_weights(cls, param, card=None, threads: int = 1, fp16: bool = False, *,
+                          allow_unknown_layers: bool = False) -> "Embedder":
         """The graph with all-zero weights: embeddings are meaningless, timings are real."""
         path = Path(param)
         if not path.is_file():
             raise FileNotFoundError(f"no ncnn param file at {path}")
         self = cls.__new__(cls)
-        self._init(path.read_bytes(), None, card if card is not None else _card_beside(path), threads, fp16)
+        self._init(path.read_bytes(), None, card if card is not None else _card_beside(path), threads, fp16,
+                   allow_unknown_layers)
         return self
 
-    def _init(self, param, bin, card, threads, fp16) -> None:
+    def _init(self, param, bin, card, threads, fp16, allow_unknown_layers=False) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
         self.card = load_card(card)
@@ -126,7 +135,8 @@ class Embedder:
         self._model = _core.Embedder(
             param, bin, self.card["input"], self.card["output"], width, height, self.card["channel_order"],
             self.card["mean"], self.card["scale"], self.card["dim"],
-            None if template is None else np.asarray(template, dtype=np.float32), threads, bool(fp16))
+            None if template is None else np.asarray(template, dtype=np.float32), threads, bool(fp16),
+            bool(allow_unknown_layers))
         self.aligner = FaceAligner(self.card)
 
     @property

@@ -25,6 +25,10 @@ struct ModelCard {
 struct EmbedderOptions {
     int threads = 1;     // ncnn threads per call
     bool fp16 = false;   // fp16 storage and arithmetic where the CPU supports it
+    // Every layer's input is shape-checked at load against its weights and parameters, and
+    // layer types the checker does not know are refused; true loads those unchecked (ncnn's
+    // own load-time checks still apply, but a malformed file of them can crash the process).
+    bool allow_unknown_layers = false;
 };
 
 class Embedder {

@@ -8,6 +8,7 @@
 #include "fastface/gallery_index.h"
 #include "fastface/image.h"
 #include "fastface/match.h"
+#include "fastface/model_check.h"
 #include "fastface/shape_predictor.h"
 #include "fastface/simd.h"
 #include "fastface/track.h"
