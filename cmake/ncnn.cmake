@@ -123,3 +123,5 @@ unset(ncnn_DIR CACHE)
 message(STATUS "fastface: using ncnn ${FASTFACE_NCNN_VERSION} from ${_ncnn_prefix}")
 # Installed beside fastface (CMakeLists.txt) so a cross-built prefix is complete for the board.
 set(FASTFACE_NCNN_PREFIX "${_ncnn_prefix}")
+# For a second build that must link this very ncnn (the clang fuzzing build: ncnn_DIR=<this>).
+set(FASTFACE_NCNN_CONFIG_DIR "${_ncnn_config_dir}" CACHE INTERNAL "the cached ncnn this build uses")

@@ -10,6 +10,10 @@
 #include <string>
 #include <unordered_map>
 
+#if defined(FASTFACE_KERNELS_X86) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 #include "fastface/error.h"
 #include "kernels/kernels.h"
 #include "parallel.h"
@@ -53,9 +57,10 @@ struct RowKernels {
 };
 
 #if defined(FASTFACE_KERNELS_X86) && defined(__GNUC__)
+// CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports has no "f16c" before clang 15).
 bool cpu_has_f16c() {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("f16c");
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
 }
 #endif
 

@@ -189,7 +189,8 @@ std::vector<BlobShapeInfo> check_model_shapes(const std::string& param_text, con
     const std::vector<std::string> names = model.blob_names();
     std::vector<BlobShapeInfo> out;
     for (std::size_t i = 0; i < shapes.size(); ++i)
-        out.push_back({names[i], shapes[i].dims, shapes[i].w, shapes[i].h, shapes[i].d, shapes[i].c});
+        if (!names[i].empty())  // a param may declare more blobs than its layers name
+            out.push_back({names[i], shapes[i].dims, shapes[i].w, shapes[i].h, shapes[i].d, shapes[i].c});
     return out;
 }
 

@@ -1,0 +1,74 @@
+// The static shape check at load, through the C++ API alone (a board loading a model file with
+// no Python): malformed graphs end in Error(ModelFormat) before ncnn runs a layer, a
+// well-formed one gets ncnn's shapes, unknown layer types need the caller's consent.
+#include <string>
+#include <vector>
+
+#include "fastface/detector.h"
+#include "fastface/embedder.h"
+#include "fastface/model_check.h"
+#include "testing.h"
+
+using namespace fastface;
+
+namespace {
+
+std::string graph(const std::vector<std::string>& layers) {
+    std::string text = "7767517\n" + std::to_string(layers.size() + 1) + " " + std::to_string(2 * layers.size() + 2) +
+                       "\nInput data 0 1 data\n";
+    for (const std::string& l : layers) text += l + "\n";
+    return text;
+}
+
+ModelCard card(int size, const std::string& output) {
+    ModelCard c;
+    c.width = c.height = size;
+    c.output = output;
+    return c;
+}
+
+bool message_has(const std::string& param, const ModelCard& c, const std::string& needle) {
+    try {
+        Embedder::without_weights(param, c);
+    } catch (const Error& e) {
+        return e.code() == ErrorCode::ModelFormat && std::string(e.what()).find(needle) != std::string::npos;
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST(model_check_refuses_layers_their_inputs_do_not_fit) {
+    CHECK(message_has(graph({"Convolution conv 1 1 data conv 0=4 1=3 3=2 6=1008"}), card(16, "conv"),
+                      "layer 'conv' (Convolution) has weights for 28 input channels but gets 3x16x16"));
+    CHECK(message_has(graph({"InnerProduct fc 1 1 data fc 0=8 2=8192"}), card(16, "fc"), "takes 1024 values but gets 768"));
+    CHECK(message_has(graph({"BatchNorm bn 1 1 data bn 0=16"}), card(8, "bn"), "16 channels but gets 3x8x8"));
+    CHECK(message_has(graph({"Split s 1 2 data a b", "Pooling p 1 1 b p 0=0 1=2 2=2", "Eltwise e 2 1 a p e 0=1"}),
+                      card(8, "e"), "adds 3x8x8 and 3x4x4"));
+    CHECK(message_has(graph({"Reshape r 1 1 data r 6=\"*(0c)\""}), card(8, "r"), "malformed shape expression"));
+    CHECK(message_has(graph({"ReLU a 1 1 data a", "ReLU b 1 1 data b"}), card(8, "b"), "without a Split"));
+}
+
+TEST(model_check_needs_consent_for_unknown_layer_types) {
+    const std::string param = graph({"LRN lrn 1 1 data lrn 0=0 1=3", "ReLU relu 1 1 lrn relu"});
+    CHECK(message_has(param, card(8, "relu"), "layer types fastface cannot shape-check (LRN)"));
+    EmbedderOptions allow;
+    allow.allow_unknown_layers = true;
+    const Embedder e = Embedder::without_weights(param, card(8, "relu"), allow);
+    CHECK(e.dim() == 8 * 8 * 3);
+    CHECK_THROWS(check_model_shapes(param, {{"data", 8, 8, 3}}), ErrorCode::ModelFormat);
+    const std::vector<BlobShapeInfo> shapes = check_model_shapes(param, {{"data", 8, 8, 3}}, true);
+    CHECK(shapes.size() == 3 && shapes[1].name == "lrn" && shapes[1].dims == 0);
+}
+
+TEST(model_check_gives_ncnn_s_shapes) {
+    const std::string param = graph({"Convolution c 1 1 data c 0=8 1=3 3=2 4=1 6=216", "Pooling p 1 1 c p 0=1 4=1",
+                                     "InnerProduct fc 1 1 p fc 0=5 2=40"});
+    const std::vector<BlobShapeInfo> shapes = check_model_shapes(param, {{"data", 17, 9, 3}});
+    CHECK(shapes.size() == 4);
+    CHECK(shapes[1].name == "c" && shapes[1].dims == 3 && shapes[1].w == 9 && shapes[1].h == 5 && shapes[1].c == 8);
+    CHECK(shapes[2].dims == 1 && shapes[2].w == 8);
+    CHECK(shapes[3].dims == 1 && shapes[3].w == 5);
+    const Embedder e = Embedder::without_weights(param, card(17, "fc"));
+    CHECK(e.dim() == 5);
+}
