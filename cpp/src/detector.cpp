@@ -223,7 +223,8 @@ struct Detector::Impl {
                             " channels; the insightface RetinaFace decoder needs 4/8/20 (2 anchors per cell)");
     }
 
-    void validate_model() const {
+    // The decoder's blobs and input exist (before the shape check, whose message would be less to the point).
+    void check_blob_names() const {
         std::vector<std::string> wanted = config.outputs, missing;
         if (config.kind == DetectorKind::RetinaFaceInsightface)
             for (int stride : kStrides)
@@ -241,13 +242,14 @@ struct Detector::Impl {
         if (std::find(inputs.begin(), inputs.end(), config.input) == inputs.end())
             throw Error(ErrorCode::ModelFormat, "input blob '" + config.input + "' is not an input of the model; inputs: " +
                                                     join(inputs));
+    }
+
+    // A zero image through the net and the decoder: throws on output shapes that do not fit it.
+    void probe() const {
         ncnn::Mat probe(config.input_width > 0 ? config.input_width : 64, config.input_height > 0 ? config.input_height : 64, 3);
         probe.fill(0.f);
-        ncnn::Extractor ex = model.net.create_extractor();
-        if (ex.input(config.input.c_str(), probe) != 0)
-            throw Error(ErrorCode::ModelFormat, "ncnn rejected input blob '" + config.input + "'");
         std::vector<Face> ignored;
-        run(probe, ignored);  // throws on output shapes that do not fit the decoder
+        run(probe, ignored);
     }
 };
 
@@ -297,9 +299,11 @@ Detector Detector::from_memory(std::string param_text, std::vector<std::uint8_t>
                                const EmbedderOptions& options) {
     check_config(config);
     auto impl = std::make_unique<Impl>(config, options);
-    impl->model.load(param_text, &weights, config.input, config.input_width > 0 ? config.input_width : 64,
-                     config.input_height > 0 ? config.input_height : 64, 3);
-    impl->validate_model();
+    impl->model.parse(param_text);
+    impl->check_blob_names();
+    impl->model.load_weights(&weights, config.input, config.input_width > 0 ? config.input_width : 64,
+                             config.input_height > 0 ? config.input_height : 64, 3);
+    impl->probe();
     return Detector(std::move(impl));
 }
 

@@ -109,14 +109,16 @@ Embedder Embedder::from_files(const std::string& param_path, const std::string& 
 Embedder Embedder::from_memory(std::string param_text, std::vector<std::uint8_t> weights, const ModelCard& card,
                                const EmbedderOptions& options) {
     std::unique_ptr<Impl> impl = Impl::create(card, options);
-    impl->model.load(param_text, &weights, card.input, card.width, card.height, channel_count(card.norm.order));
+    impl->model.parse(param_text);
+    impl->model.load_weights(&weights, card.input, card.width, card.height, channel_count(card.norm.order));
     impl->finish();
     return Embedder(std::move(impl));
 }
 
 Embedder Embedder::without_weights(std::string param_text, const ModelCard& card, const EmbedderOptions& options) {
     std::unique_ptr<Impl> impl = Impl::create(card, options);
-    impl->model.load(param_text, nullptr, card.input, card.width, card.height, channel_count(card.norm.order));
+    impl->model.parse(param_text);
+    impl->model.load_weights(nullptr, card.input, card.width, card.height, channel_count(card.norm.order));
     impl->finish();
     return Embedder(std::move(impl));
 }

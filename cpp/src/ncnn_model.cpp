@@ -113,8 +113,7 @@ NcnnModel::NcnnModel(const EmbedderOptions& options) {
     allow_unknown_layers = options.allow_unknown_layers;
 }
 
-void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* new_weights, const std::string& input,
-                     int w, int h, int c) {
+void NcnnModel::parse(const std::string& param_text) {
     if (param_text.empty()) throw Error(ErrorCode::ModelFormat, "param file is empty");
     if (net.load_param_mem(param_text.c_str()) != 0)
         throw Error(ErrorCode::ModelFormat,
@@ -126,6 +125,9 @@ void NcnnModel::load(const std::string& param_text, std::vector<std::uint8_t>* n
                                                 join(graph.unknown_types()) +
                                                 "); a malformed file of them could crash the process. Allow unknown "
                                                 "layers to load it unchecked");
+}
+
+void NcnnModel::load_weights(std::vector<std::uint8_t>* new_weights, const std::string& input, int w, int h, int c) {
     const std::vector<std::string> inputs = input_names();
     if (std::find(inputs.begin(), inputs.end(), input) == inputs.end())
         throw Error(ErrorCode::ModelFormat, "input blob '" + input + "' is not an input of the model; inputs: " +
@@ -170,13 +172,7 @@ std::vector<BlobShapeInfo> check_model_shapes(const std::string& param_text, con
     EmbedderOptions options;
     options.allow_unknown_layers = allow_unknown_layers;
     NcnnModel model(options);
-    if (param_text.empty()) throw Error(ErrorCode::ModelFormat, "param file is empty");
-    if (model.net.load_param_mem(param_text.c_str()) != 0)
-        throw Error(ErrorCode::ModelFormat, "ncnn could not parse the param file");
-    model.graph = GraphCheck(model.net, param_text);
-    if (!model.graph.unknown_types().empty() && !allow_unknown_layers)
-        throw Error(ErrorCode::ModelFormat, "the model has layer types fastface cannot shape-check (" +
-                                                join(model.graph.unknown_types()) + ")");
+    model.parse(param_text);
     std::vector<std::pair<std::string, BlobShape>> shapes_in;
     for (const ModelInput& in : inputs) {
         if (in.w < 1 || in.h < 1 || in.c < 1 || in.w > kMaxInputSide || in.h > kMaxInputSide || in.c > 4096)

@@ -26,13 +26,15 @@ struct NcnnModel {
 
     explicit NcnnModel(const EmbedderOptions& options);
 
-    // Parses the param text, refuses layer types the shape checker does not know (unless the
-    // options allow them), shape-checks the graph for `input` at w x h x c (check_input), then
-    // loads `weights` (moved in) or, when null, zero weights — so no malformed layer reaches
-    // ncnn's weight packing either. Throws ModelFormat for unparsable params, unknown layers,
-    // layers that do not fit, truncated or oversized weights.
-    void load(const std::string& param_text, std::vector<std::uint8_t>* weights, const std::string& input, int w,
-              int h, int c);
+    // Parses the param text and refuses layer types the shape checker does not know (unless the
+    // options allow them). Throws ModelFormat.
+    void parse(const std::string& param_text);
+
+    // Shape-checks the graph for `input` at w x h x c (check_input), then loads `weights` (moved
+    // in) or, when null, zero weights — so no malformed layer reaches ncnn's weight packing
+    // either. Throws ModelFormat for a missing input, layers that do not fit, truncated or
+    // oversized weights.
+    void load_weights(std::vector<std::uint8_t>* weights, const std::string& input, int w, int h, int c);
 
     // ncnn trusts that every blob fits the layer it reaches and reads or writes past it when
     // it does not (a malformed file, a card size the graph was not made for). Propagates the
