@@ -78,6 +78,10 @@ class GalleryError(ValueError):
     embedding or name a gallery refuses. The file is left as it was."""
 
 
+def _is_url(path) -> bool:
+    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
+
+
 def _check_dim(dim) -> int:
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
         raise GalleryError(f"dim must be a positive int, got {dim!r}")
@@ -214,11 +218,21 @@ class Gallery:
     # --- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path, dim: int | None = None, dtype: str | None = None, *, durable: bool = True) -> "Gallery":
+    def open(cls, path, dim: int | None = None, dtype: str | None = None, *, durable: bool = True, **server):
         """Open the gallery file at ``path``, creating it (with ``dim`` and ``dtype``, default
         float32) if it does not exist; a ``dim`` or ``dtype`` given must match an existing file.
         ``durable=False`` commits without waiting for the disk (a power cut may lose the last
-        transactions, a crash cannot; the file never corrupts either way)."""
+        transactions, a crash cannot; the file never corrupts either way).
+
+        A ``postgresql://`` URL opens (or creates) a gallery on a PostgreSQL server instead:
+        a :class:`fastface.pg_gallery.PostgresGallery`, which takes ``server`` options (cache,
+        key, key_file, follow, ...)."""
+        if _is_url(path):
+            from .pg_gallery import PostgresGallery
+
+            return PostgresGallery(path, dim, dtype, create=True, **server)
+        if server:
+            raise TypeError(f"unexpected options for a gallery file: {', '.join(server)}")
         path = Path(path)
         if not path.exists():
             if dim is None:
@@ -243,9 +257,18 @@ class Gallery:
         return gallery
 
     @classmethod
-    def load(cls, path) -> "Gallery":
+    def load(cls, path, **server) -> "Gallery":
         """Open an existing gallery file; a version-1 file is imported into an in-memory gallery
-        (the file itself is left as it is)."""
+        (the file itself is left as it is). A ``postgresql://`` URL: an existing gallery on the
+        server, its local index loaded now (``server`` options as for ``open``)."""
+        if _is_url(path):
+            from .pg_gallery import PostgresGallery
+
+            gallery = PostgresGallery(path, **server)
+            len(gallery)  # the local index, now rather than at the first search
+            return gallery
+        if server:
+            raise TypeError(f"unexpected options for a gallery file: {', '.join(server)}")
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no gallery at {path}")
