@@ -618,6 +618,11 @@ class PostgresGallery:
     # --- writing to the server -------------------------------------------------------------
 
     def _writer(self):
+        if self._write_conn is not None and self._tx is None:
+            try:  # one round trip: a connection the server dropped since is replaced, not failed on
+                self._write_conn.execute("SELECT 1")
+            except _psycopg().Error:
+                self._drop("_write_conn")
         if self._write_conn is None or self._write_conn.closed:
             conn = self._server.connect()
             try:

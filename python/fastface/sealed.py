@@ -181,8 +181,8 @@ class SealedReader:
                 raise DamagedError(f"{self.path} has an invalid header")
             file_key, expected = _derive(key, salt, stored_kind)
             if not hmac.compare_digest(check, expected):
-                raise WrongKeyError(f"{self.path} was encrypted with another key: give the key it was made with "
-                                    f"(${KEY_ENV}, ${KEY_FILE_ENV} or the key argument)")
+                raise WrongKeyError(f"{self.path} was encrypted with another key (or its header is damaged): give the key "
+                                    f"it was made with (${KEY_ENV}, ${KEY_FILE_ENV} or the key argument)")
         except BaseException:
             self._file.close()
             raise
@@ -215,6 +215,8 @@ class SealedReader:
         return out
 
     def finish(self) -> None:
+        while not self._done and not self._buffer:
+            self._next_chunk()  # an empty payload's one chunk, still to be authenticated
         if self._buffer or not self._done or self._file.read(1):
             raise DamagedError(f"{self.path} has data past its payload (corrupt)")
 
