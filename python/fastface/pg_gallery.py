@@ -236,7 +236,10 @@ class PostgresGallery:
         self._server = _Server(url, connect_timeout)
         self.path = self._server.display
         self._cache = Path(cache) if cache is not None else None
-        self._key = sealed.resolve_key(key, key_file, data_path=self._cache) if self._cache else None
+        try:
+            self._key = sealed.resolve_key(key, key_file, data_path=self._cache) if self._cache else None
+        except sealed.SealedError as exc:
+            raise GalleryError(str(exc)) from None
         if self._cache is not None and self._key is None:
             raise GalleryError(f"the gallery cache {self._cache} needs a key (${sealed.KEY_ENV}, "
                                f"${sealed.KEY_FILE_ENV}, key= or key_file=): biometric data is never cached in clear")
@@ -266,7 +269,13 @@ class PostgresGallery:
         cached = self._read_cache() if self._cache is not None else None
         if cached is not None:
             self._adopt(cached)
-            self._start_following()
+            if self._follow:
+                self._start_following()  # answers from the cache at once, catches up in the background
+                return
+            try:  # not following: one catch-up now, if the server answers
+                self.sync()
+            except GalleryOffline as exc:
+                _log.warning("%s; answering from the cache %s", exc, self._cache)
             return
         # No usable cache: the server must answer now.
         try:

@@ -113,8 +113,9 @@ class SealedWriter:
     """Writes a sealed file atomically: the payload goes to a temporary file beside ``path``,
     which replaces ``path`` (fsynced) only when the writer closes without an error."""
 
-    def __init__(self, path, key: bytes, kind: str, chunk: int = CHUNK):
+    def __init__(self, path, key: bytes, kind: str, chunk: int | None = None):
         _, AESGCM, _ = _crypto()
+        chunk = chunk or CHUNK
         self.path = Path(path)
         salt, prefix = os.urandom(16), os.urandom(7)
         file_key, check = _derive(key, salt, _kind(kind))
