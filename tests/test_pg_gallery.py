@@ -4,6 +4,7 @@ or killed, a board offline, two writers, a bad cache), encryption at rest, crede
 
 Skipped with the reason when no PostgreSQL server can be started; FASTFACE_REQUIRE_POSTGRES=1
 (CI) makes that a failure."""
+import json
 import logging
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from fastface.gallery import Gallery, GalleryError
 from pg_cluster import PASSWORD, cluster_or_skip
+from shared_data import DEEPFACE, DEEPFACE_IDENTITIES, require
 from test_gallery import random_gallery
 
 pg_gallery = pytest.importorskip("fastface.pg_gallery")
@@ -590,3 +592,64 @@ def test_the_runtime_import_stays_light():
             "print(sorted(m for m in ('psycopg', 'cryptography', 'fastface.pg_gallery') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- the command line and Stream -----------------------------------------------------------
+
+def cli(*args, **env):
+    import os
+    return subprocess.run([sys.executable, "-m", "fastface", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+
+
+@require(DEEPFACE)
+def test_cli_enrolls_into_identifies_from_and_manages_a_server_gallery(cluster, db, tmp_path):
+    people = tmp_path / "people"
+    for name in ("a", "b", "c"):
+        (people / name).mkdir(parents=True)
+        (people / name / "1.jpg").symlink_to(DEEPFACE / DEEPFACE_IDENTITIES[name][0])
+    url = cluster.url(db, password=None)  # the password from libpq's environment, not the command line
+    enrolled = cli("enroll", url, people, "--threads", "1", "--dtype", "float16", "--json", PGPASSWORD=PASSWORD)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert json.loads(enrolled.stdout)["enrolled"] == 3 and "warning" not in enrolled.stderr
+    with_password = cli("gallery", "ls", cluster.url(db), "--json")
+    assert with_password.returncode == 0 and "visible to every user" in with_password.stderr
+    assert [r["name"] for r in json.loads(with_password.stdout)] == ["a", "b", "c"]
+    key_file = tmp_path / "keys" / "k"
+    key_file.parent.mkdir()
+    key_file.write_text(KEY.hex())
+    cache = tmp_path / "board" / "cache"
+    cache.parent.mkdir()
+    out = cli("identify", url, DEEPFACE / "img12.jpg", "--threads", "1", "--json", "--cache", cache,
+              "--key-file", key_file, PGPASSWORD=PASSWORD)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["faces"][0]["match"] == "b" and cache.exists()
+    assert cli("gallery", "rm", url, "b", PGPASSWORD=PASSWORD).returncode == 0
+    stats = cli("gallery", "stats", url, "--json", PGPASSWORD=PASSWORD)
+    assert json.loads(stats.stdout)["identities"] == 2 and json.loads(stats.stdout)["dtype"] == "float16"
+    # No password anywhere: a clear error, no prompt, no hang; with a cache, answers from it, warned.
+    refused = cli("identify", url, DEEPFACE / "img12.jpg", "--threads", "1")
+    assert refused.returncode == 2 and "no password supplied" in refused.stderr
+    cached = cli("identify", url, DEEPFACE / "img1.jpg", "--threads", "1", "--json", "--cache", cache,
+                 "--key-file", key_file)
+    assert cached.returncode == 0 and "answering from the cache" in cached.stderr
+    assert json.loads(cached.stdout)["faces"][0]["match"] == "a"
+
+
+@require(DEEPFACE)
+def test_stream_takes_the_url_and_follows_it(url):
+    import cv2
+
+    import fastface
+
+    analyzer = fastface.FaceAnalyzer(fastface.Detector(threads=1), fastface.Embedder(threads=1))
+    writer = Gallery.open(url, dim=analyzer.embedder.dim)
+    writer.add("someone else", analyzer.largest_face(cv2.imread(str(DEEPFACE / "img3.jpg"))).embedding)
+    frame = cv2.imread(str(DEEPFACE / "img2.jpg"))
+    stream = fastface.Stream(iter([frame] * 10), analyzer, url)  # loads the gallery from the URL
+    assert stream.gallery.names == ["someone else"]
+    writer.add("alice", analyzer.largest_face(cv2.imread(str(DEEPFACE / "img1.jpg"))).embedding)
+    wait_for(lambda: "alice" in stream.gallery.names, 1.0)  # enrolled elsewhere, followed by the stream's gallery
+    assert [e.name for e in stream if e.kind == "identified"] == ["alice"]
+    stream.gallery.close()
+    writer.close()
