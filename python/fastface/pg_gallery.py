@@ -176,35 +176,29 @@ class _CopyRows:
         self.dtype = np.dtype([("count", ">i2"), ("l0", ">i4"), ("identity", ">i4"), ("l1", ">i4"),
                                ("vector", "u1", (row_bytes,)), ("l2", ">i4"), ("scale", ">f4")])
         self.buffer = bytearray()
-        self.header_done = self.ended = False
+        self.header_done = False
 
-    def feed(self, data) -> np.ndarray | None:
-        self.buffer += data
+    def take(self) -> np.ndarray:
+        """The whole records received so far (parsed in bulk: psycopg hands over one row at a time)."""
         if not self.header_done:
             if len(self.buffer) < len(_COPY_SIGNATURE):
-                return None
+                return np.empty(0, self.dtype)
             if bytes(self.buffer[:11]) != _COPY_SIGNATURE[:11]:
                 raise GalleryError(f"{self.where}: unexpected COPY data")
             (extension,) = struct.unpack_from(">i", self.buffer, 15)
             del self.buffer[:19 + extension]
             self.header_done = True
-        whole = len(self.buffer) // self.dtype.itemsize
-        if whole == 0:
-            return None
-        records = np.frombuffer(bytes(self.buffer[:whole * self.dtype.itemsize]), dtype=self.dtype)
-        bad = (records["count"] != 3) | (records["l0"] != 4) | (records["l1"] != self.row_bytes) | (records["l2"] != 4)
-        if bad.any():
-            if bad[-1] and not bad[:-1].any() and records["count"][-1] == -1:
-                records = records[:-1]  # the trailer (-1) landed where a record would start
-                self.ended = True
-            else:
-                raise GalleryError(f"{self.where}: an embedding is not {self.row_bytes} bytes of the gallery's "
-                                   "precision (corrupt row)")
-        del self.buffer[:whole * self.dtype.itemsize]
+        size = len(self.buffer) // self.dtype.itemsize * self.dtype.itemsize
+        records = np.frombuffer(bytes(self.buffer[:size]), dtype=self.dtype)
+        del self.buffer[:size]
+        if ((records["count"] != 3) | (records["l0"] != 4) | (records["l1"] != self.row_bytes)
+                | (records["l2"] != 4)).any():
+            raise GalleryError(f"{self.where}: an embedding is not {self.row_bytes} bytes of the gallery's "
+                               "precision (corrupt row)")
         return records
 
     def finish(self) -> None:
-        if not self.ended and bytes(self.buffer) != b"\xff\xff":
+        if bytes(self.buffer) != b"\xff\xff":
             raise GalleryError(f"{self.where}: the embeddings do not add up to whole rows (corrupt row)")
 
 
@@ -449,20 +443,27 @@ class PostgresGallery:
         row_bytes = dim * _NUMPY_DTYPES[dtype].itemsize
         parser = _CopyRows(row_bytes, self.path)
         added = 0
+
+        def add(records):
+            nonlocal added
+            if len(records) == 0:
+                return
+            if records["identity"].max() > _MAX_LABEL or records["identity"].min() < 0:
+                raise GalleryError(f"{self.path}: an identity id is outside the supported 0..{_MAX_LABEL}")
+            rows = np.ascontiguousarray(records["vector"]).view(_NUMPY_DTYPES[dtype]).reshape(len(records), dim)
+            scales = records["scale"].astype(np.float32) if dtype == "int8" else None
+            try:
+                index.add_encoded(rows, scales, records["identity"].astype(np.int32))
+            except ValueError as exc:
+                raise GalleryError(f"{self.path}: {exc} (corrupt row)") from None
+            added += len(records)
+
         with conn.cursor().copy(statement, params) as copy:
             for data in copy:
-                records = parser.feed(data)
-                if records is None or len(records) == 0:
-                    continue
-                if records["identity"].max() > _MAX_LABEL or records["identity"].min() < 0:
-                    raise GalleryError(f"{self.path}: an identity id is outside the supported 0..{_MAX_LABEL}")
-                rows = np.ascontiguousarray(records["vector"]).view(_NUMPY_DTYPES[dtype]).reshape(len(records), dim)
-                scales = records["scale"].astype(np.float32) if dtype == "int8" else None
-                try:
-                    index.add_encoded(rows, scales, records["identity"].astype(np.int32))
-                except ValueError as exc:
-                    raise GalleryError(f"{self.path}: {exc} (corrupt row)") from None
-                added += len(records)
+                parser.buffer += data
+                if len(parser.buffer) >= 1 << 20:
+                    add(parser.take())
+        add(parser.take())
         parser.finish()
         return added
 
