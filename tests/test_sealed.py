@@ -124,3 +124,52 @@ def test_keys_from_argument_environment_and_file(tmp_path, monkeypatch):
         assert "too short" not in str(error.value)  # the key material is never echoed
     with pytest.raises(sealed.SealedError, match="cannot read the key file"):
         sealed.resolve_key(key_file=keys / "missing.key")
+
+
+# --- encrypted gallery files -----------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_an_encrypted_gallery_file_round_trips_and_is_opaque(tmp_path, dtype, monkeypatch):
+    import numpy as np
+
+    from fastface.gallery import Gallery, GalleryError
+    from test_gallery import random_gallery
+
+    monkeypatch.delenv(sealed.KEY_ENV, raising=False)
+    monkeypatch.delenv(sealed.KEY_FILE_ENV, raising=False)
+    gallery, centres = random_gallery(dtype=dtype)
+    gallery.add("Zoë Secret", centres[0], metadata={"badge": 7})
+    path = tmp_path / "staff.ffg"
+    gallery.save(path, key=KEY)
+    data = path.read_bytes()
+    assert b"Secret" not in data and b"person1" not in data and b"SQLite" not in data
+    loaded = Gallery.load(path, key=KEY.hex())
+    assert loaded.dtype == dtype and loaded.names == gallery.names and loaded.path is None
+    rows, names = loaded.vectors()
+    expected_rows, expected_names = gallery.vectors()
+    assert names == expected_names and np.array_equal(rows, expected_rows)
+    assert loaded.metadata("Zoë Secret")[0]["metadata"] == {"badge": 7}
+    loaded.remove("person3")
+    loaded.save(path, key=KEY)  # edited in memory, saved whole
+    assert "person3" not in Gallery.load(path, key=KEY).names
+    saved = path.read_bytes()
+    with pytest.raises(GalleryError, match="staff.ffg is an encrypted gallery: give its key"):
+        Gallery.load(path)
+    with pytest.raises(GalleryError, match="staff.ffg was encrypted with another key"):
+        Gallery.load(path, key=bytes(32))
+    with pytest.raises(GalleryError, match="staff.ffg is an encrypted gallery file: read it with Gallery.load"):
+        Gallery.open(path)
+    assert path.read_bytes() == saved  # nothing overwritten
+    tampered = bytearray(saved)
+    tampered[len(saved) // 2] ^= 4
+    path.write_bytes(bytes(tampered))
+    with pytest.raises(GalleryError, match="fails authentication"):
+        Gallery.load(path, key=KEY)
+    assert path.read_bytes() == bytes(tampered)
+    monkeypatch.setenv(sealed.KEY_ENV, KEY.hex())
+    path.write_bytes(saved)
+    assert "Zoë Secret" in Gallery.load(path).names  # the key from the environment
+    plain = tmp_path / "plain.ffg"
+    gallery.save(plain)
+    with pytest.raises(GalleryError, match="is not encrypted"):
+        Gallery.load(plain, key=KEY)

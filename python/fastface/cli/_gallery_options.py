@@ -17,8 +17,8 @@ def add_gallery_options(parser) -> None:
                              "without the network (key from $FASTFACE_GALLERY_KEY or --key-file) "
                              "[$FASTFACE_GALLERY_CACHE]")
     parser.add_argument("--key-file", metavar="FILE",
-                        help="the cache's key (32 bytes: raw, hex or base64), never in the cache's folder "
-                             "[$FASTFACE_GALLERY_KEY_FILE]")
+                        help="the key of the cache or of an encrypted gallery file (32 bytes: raw, hex or "
+                             "base64), never in the data's folder [$FASTFACE_GALLERY_KEY_FILE]")
 
 
 def warn_if_password_in(url: str) -> None:
@@ -34,4 +34,4 @@ def load_gallery(args, **server):
         return Gallery.load(args.gallery, cache=args.cache, key_file=args.key_file, **server)
     if args.cache:
         raise ValueError("--cache is for postgresql:// galleries (a gallery file is its own local copy)")
-    return Gallery.load(args.gallery)
+    return Gallery.load(args.gallery, key_file=args.key_file)  # the key matters to encrypted files only
