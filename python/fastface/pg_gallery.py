@@ -123,6 +123,12 @@ class _Server:
         self.options = {"application_name": "fastface"} if "application_name" not in query else {}
         if "connect_timeout" not in query:
             self.options["connect_timeout"] = max(1, math.ceil(connect_timeout))
+        # A server that vanishes without closing the connection (a cable, a crashed router) is
+        # noticed within ~20 s instead of TCP's minutes: boards then reconnect with backoff.
+        for option, value in (("keepalives", 1), ("keepalives_idle", 10), ("keepalives_interval", 5),
+                              ("keepalives_count", 2), ("tcp_user_timeout", 20000)):
+            if option not in query:
+                self.options[option] = value
 
     def scrub(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
