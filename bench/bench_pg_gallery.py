@@ -131,22 +131,26 @@ def test_enrol_to_searchable_on_another_connection(seeded):
     faces = random_unit(20, seed=-5 % 2**32)
     commit_to_found, add_seconds = [], []
     for i, face in enumerate(faces):
+        seq = board.stats()["seq"]
         started = time.perf_counter()
         writer.add(f"newcomer{i}", face)
         committed = time.perf_counter()
-        while board.search(face, k=1, threads=1)[0][0] != f"newcomer{i}":
+        # Poll the board's sequence number, not search: a search in flight holds the index
+        # (~a full scan at 1M rows) and the catch-up waits for it, which would time the polling.
+        while board.stats()["seq"] == seq:
             if time.perf_counter() - committed > 5:
-                raise AssertionError("not searchable within 5 s")
-            time.sleep(0.0005)
+                raise AssertionError("not in the board's index within 5 s")
+            time.sleep(0.0002)
         commit_to_found.append(time.perf_counter() - committed)
         add_seconds.append(committed - started)
+        assert board.search(face, k=1, threads=1)[0][0] == f"newcomer{i}"
     board.close()
     writer.close()
     report(f"enrol-to-searchable on another connection, {n} identities (20 trials)", [
-        f"add() until committed        median {1e3 * statistics.median(add_seconds):7.1f} ms   "
+        f"add() until committed               median {1e3 * statistics.median(add_seconds):7.1f} ms   "
         f"max {1e3 * max(add_seconds):7.1f} ms",
-        f"committed until searchable   median {1e3 * statistics.median(commit_to_found):7.1f} ms   "
-        f"max {1e3 * max(commit_to_found):7.1f} ms"])
+        f"committed until in the board's index median {1e3 * statistics.median(commit_to_found):7.1f} ms   "
+        f"max {1e3 * max(commit_to_found):7.1f} ms (plus at most one search in flight)"])
     assert max(commit_to_found) < 1.0
 
 
@@ -156,16 +160,13 @@ def test_search_latency_board_vs_file(seeded):
     query = random_unit(1, seed=12345)[0]
     assert board.search(query, k=5, threads=1) == local.search(query, k=5, threads=1)
 
-    def median_seconds(gallery, repeats=21 if FULL else 7):
-        gallery.search(query, k=5, threads=1)
-        times = []
-        for _ in range(repeats):
+    times = {board: [], local: []}
+    for _ in range(21 if FULL else 7):  # interleaved: both see the same load on a shared machine
+        for gallery in (board, local):
             started = time.perf_counter()
             gallery.search(query, k=5, threads=1)
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
-
-    pg_seconds, file_seconds = median_seconds(board), median_seconds(local)
+            times[gallery].append(time.perf_counter() - started)
+    pg_seconds, file_seconds = statistics.median(times[board]), statistics.median(times[local])
     report(f"search, {n} identities x {DIM} float32, top-5, 1 thread, same run", [
         f"gallery file (SQLite)        {1e3 * file_seconds:8.3f} ms",
         f"board of a PostgreSQL gallery {1e3 * pg_seconds:7.3f} ms   {file_seconds / pg_seconds:5.2f}x the file's speed"])
