@@ -653,3 +653,23 @@ def test_stream_takes_the_url_and_follows_it(url):
     assert [e.name for e in stream if e.kind == "identified"] == ["alice"]
     stream.gallery.close()
     writer.close()
+
+
+def test_the_compact_name_table_behaves_like_a_dict():
+    rng = np.random.default_rng(11)
+    reference = {i: f"name{i}-ü" for i in range(1, 3000, 3)}
+    names = pg_gallery._Names(sorted(reference.items()))
+    for step in range(3000):
+        identity = int(rng.integers(0, 4000))
+        if rng.random() < 0.5:
+            names.pop(identity)
+            reference.pop(identity, None)
+        elif identity not in reference:
+            names.update({identity: f"new{identity}"})
+            reference[identity] = f"new{identity}"
+        if step % 500 == 0:
+            names = names.compacted()
+    assert list(names.items()) == sorted(reference.items()) and len(names) == len(reference)
+    assert all(names.get(i) == reference.get(i) for i in range(4000))
+    with pytest.raises(ValueError, match="out of order"):
+        pg_gallery._Names([(2, "b"), (1, "a")])

@@ -32,6 +32,7 @@ written to logs or errors: messages name the server as ``postgresql://user@host:
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ import struct
 import threading
 import time
 import uuid
+from array import array
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -208,12 +210,81 @@ class _CopyRows:
             raise GalleryError(f"{self.where}: the embeddings do not add up to whole rows (corrupt row)")
 
 
+class _Names:
+    """Identity id -> name, compact: ascending ids over one UTF-8 blob (~25 MB for a million
+    names, where a dict takes ~130 MB), plus the names added and the ids removed since."""
+
+    def __init__(self, pairs=()):
+        """``pairs``: (id, name) in ascending id order (ValueError otherwise)."""
+        ids, ends, blob = array("i"), array("q"), bytearray()
+        for identity, name in pairs:
+            if ids and identity <= ids[-1]:
+                raise ValueError("identity ids out of order")
+            ids.append(identity)
+            blob += name.encode("utf-8")
+            ends.append(len(blob))
+        self._ids, self._ends, self._blob = np.array(ids, np.int32), np.array(ends, np.int64), bytes(blob)
+        self._added: dict[int, str] = {}
+        self._removed: set[int] = set()
+        self._count = len(self._ids)
+
+    def _base(self, identity: int) -> str | None:
+        i = int(np.searchsorted(self._ids, identity))
+        if i == len(self._ids) or self._ids[i] != identity:
+            return None
+        return self._blob[self._ends[i - 1] if i else 0:self._ends[i]].decode("utf-8")
+
+    def get(self, identity: int) -> str | None:
+        name = self._added.get(identity)
+        if name is not None or identity in self._removed:
+            return name
+        return self._base(identity)
+
+    def __getitem__(self, identity: int) -> str:
+        name = self.get(identity)
+        if name is None:
+            raise KeyError(identity)
+        return name
+
+    def __len__(self) -> int:
+        return self._count
+
+    def update(self, names: dict) -> None:
+        for identity, name in names.items():
+            if self.get(identity) is None:
+                self._count += 1
+            self._added[identity] = name
+            self._removed.discard(identity)
+
+    def pop(self, identity: int) -> None:
+        if self.get(identity) is None:
+            return
+        self._count -= 1
+        self._added.pop(identity, None)
+        if self._base(identity) is not None:
+            self._removed.add(identity)
+
+    def items(self):
+        """(id, name) in ascending id order."""
+        def base():
+            for i, identity in enumerate(self._ids.tolist()):
+                if identity not in self._removed and identity not in self._added:
+                    yield identity, self._blob[self._ends[i - 1] if i else 0:self._ends[i]].decode("utf-8")
+        return heapq.merge(base(), sorted(self._added.items()))
+
+    def compacted(self) -> "_Names":
+        """The same names, all in the compact part, when the changes since have grown large."""
+        if len(self._added) + len(self._removed) > max(4096, len(self._ids) // 4):
+            return _Names(self.items())
+        return self
+
+
 class _State:
     """What a board holds: the index, identity id -> name, and the change it is up to."""
 
     def __init__(self, dim: int, dtype: str, gallery_id: str | None, seq: int | None):
         self.index = _core.GalleryIndex(dim, dtype)
-        self.names: dict[int, str] = {}
+        self.names = _Names()
         self.gallery_id, self.seq = gallery_id, seq
 
 
@@ -441,7 +512,8 @@ class PostgresGallery:
         state.index.reserve(count)
         self._copy_rows(conn, "COPY (SELECT identity, vector, scale FROM embeddings) TO STDOUT (FORMAT BINARY)",
                         None, state.index, dim, dtype)
-        state.names = self._copy_names(conn, "COPY (SELECT id, name FROM identities) TO STDOUT (FORMAT BINARY)", None)
+        state.names = _Names(self._copy_names(conn, "COPY (SELECT id, name FROM identities ORDER BY id) TO STDOUT "
+                                                    "(FORMAT BINARY)", None))
         self._adopt(state)
         self._cache_changed(removed=True)
 
@@ -474,13 +546,11 @@ class PostgresGallery:
         return added
 
     @staticmethod
-    def _copy_names(conn, statement, params) -> dict[int, str]:
-        names = {}
+    def _copy_names(conn, statement, params):
+        """(id, name) rows, streamed."""
         with conn.cursor().copy(statement, params) as copy:
             copy.set_types(["int4", "text"])
-            for identity, name in copy.rows():
-                names[identity] = name
-        return names
+            yield from copy.rows()
 
     def _apply_changes(self, conn, state: _State, head: int) -> None:
         """Changes (state.seq, head]: identities touched by a removal are reloaded whole, new
@@ -494,8 +564,9 @@ class PostgresGallery:
                               "AND c.identity <> ALL(%s) UNION ALL SELECT identity, vector, scale FROM embeddings "
                               "WHERE identity = ANY(%s)) TO STDOUT (FORMAT BINARY)",
                         (*span, removed, removed), fresh, self.dim, self.dtype)
-        names = self._copy_names(conn, "COPY (SELECT id, name FROM identities WHERE id IN (SELECT identity FROM "
-                                       "changes WHERE seq > %s AND seq <= %s)) TO STDOUT (FORMAT BINARY)", span)
+        names = dict(self._copy_names(conn, "COPY (SELECT id, name FROM identities WHERE id IN (SELECT identity "
+                                            "FROM changes WHERE seq > %s AND seq <= %s)) TO STDOUT (FORMAT BINARY)",
+                                      span))
         touched = {i for (i,) in conn.execute("SELECT DISTINCT identity FROM changes WHERE seq > %s AND seq <= %s",
                                               span)}
         rows, scales = fresh.encoded(0, len(fresh))
@@ -505,8 +576,9 @@ class PostgresGallery:
             if len(fresh):
                 state.index.add_encoded(rows, scales if self.dtype == "int8" else None, fresh.labels)
             for identity in touched - names.keys():
-                state.names.pop(identity, None)
+                state.names.pop(identity)
             state.names.update(names)
+            state.names = state.names.compacted()
             state.seq = head
         self._cache_changed(removed=bool(removed))
 
@@ -572,16 +644,14 @@ class PostgresGallery:
     def _write_cache(self) -> None:
         """The whole state, sealed, replacing the cache file atomically."""
         with self._sync_lock:
-            state = self._state
-            with self._lock:
-                names = sorted(state.names.items())
-                count, labels = len(state.index), state.index.labels
+            state = self._state  # changes only under _sync_lock: stable while it is written
+            count, labels = len(state.index), state.index.labels
             header = json.dumps({"format": CACHE_FORMAT, "gallery": state.gallery_id, "seq": state.seq,
-                                 "dim": self.dim, "dtype": self.dtype, "identities": len(names),
+                                 "dim": self.dim, "dtype": self.dtype, "identities": len(state.names),
                                  "rows": count}).encode()
             with sealed.SealedWriter(self._cache, self._key, CACHE_KIND) as out:
                 out.write(struct.pack("<I", len(header)) + header)
-                for identity, name in names:
+                for identity, name in state.names.items():
                     raw = name.encode("utf-8")
                     out.write(struct.pack("<iI", identity, len(raw)) + raw)
                 for start in range(0, count, _CACHE_BLOCK):
@@ -611,9 +681,13 @@ class PostgresGallery:
                     raise sealed.DamagedError(f"{self._cache} holds {dim}-d {dtype} embeddings, "
                                               f"not {self.dim}-d {self.dtype}")
                 state = _State(_check_dim(dim), _check_dtype(dtype), str(header["gallery"]), int(header["seq"]))
-                for _ in range(int(header["identities"])):
-                    identity, size = struct.unpack("<iI", reader.read(8))
-                    state.names[identity] = reader.read(size).decode("utf-8")
+
+                def cached_names():
+                    for _ in range(int(header["identities"])):
+                        identity, size = struct.unpack("<iI", reader.read(8))
+                        yield identity, reader.read(size).decode("utf-8")
+
+                state.names = _Names(cached_names())
                 state.index.reserve(count)
                 value = _NUMPY_DTYPES[dtype]
                 for start in range(0, count, _CACHE_BLOCK):
@@ -822,9 +896,9 @@ class PostgresGallery:
         """Distinct identity names, in enrolment order (from the local index once loaded)."""
         if self._state is None and self._tx is None:
             return [name for (name,) in self._query("SELECT name FROM identities ORDER BY id")]
-        state = self._ensure_loaded()
+        self._ensure_loaded()
         with self._lock:
-            return [state.names[i] for i in sorted(state.names)]
+            return [name for _, name in self._state.names.items()]
 
     def __len__(self) -> int:
         state = self._ensure_loaded()
@@ -845,7 +919,7 @@ class PostgresGallery:
             hits = state.index.search(queries.reshape(-1, self.dim), 0 if threshold is not None else int(k), True,
                                       -math.inf if threshold is None else float(threshold), threads)
             names = state.names
-            results = [[(names[int(i)], float(s)) for i, s in zip(ids, scores) if int(i) in names]
+            results = [[(name, float(s)) for i, s in zip(ids, scores) if (name := names.get(int(i))) is not None]
                        for ids, scores in hits]
         return results[0] if queries.ndim == 1 else results
 
