@@ -482,6 +482,7 @@ class PostgresGallery:
             with conn.transaction():
                 state = self._state
                 (head,) = conn.execute("SELECT seq FROM head").fetchone()
+                self.online = True  # before the changes show: whoever sees them sees the board online
                 gallery_id = conn.execute("SELECT value FROM gallery WHERE key = 'id'").fetchone()
                 if state is None or gallery_id is None or gallery_id[0] != state.gallery_id or head < state.seq:
                     if state is not None:
@@ -497,7 +498,6 @@ class PostgresGallery:
             self._drop("_sync_conn")
             self.online = False
             raise self._server.error(exc, "catching up") from None
-        self.online = True
         self._synced.set()
 
     def _reload(self, conn, head: int) -> None:
