@@ -14,7 +14,9 @@ A gallery file (schema version 2) is a SQLite database in WAL mode, marked by it
 Every add and remove is one transaction (nothing is rewritten), so a crash loses at most the
 transaction in flight, and other processes with the file open see committed changes at their
 next search. Version-1 files (the checksummed ``FFGALLRY`` format) are read by ``Gallery.load``
-and converted by ``Gallery.upgrade``.
+and converted by ``Gallery.upgrade``. ``save(path, key=...)`` writes an encrypted snapshot
+(:mod:`fastface.sealed`), read back into memory by ``load(path, key=...)``. A ``postgresql://``
+URL instead of a path opens a gallery on a server (:mod:`fastface.pg_gallery`).
 """
 from __future__ import annotations
 

@@ -53,7 +53,6 @@ from .gallery import _MAX_LABEL, _NUMPY_DTYPES, Gallery, GalleryError, _check_di
 SCHEMA_VERSION = 1
 APPLICATION = "fastface-gallery"
 CHANNEL = "fastface_gallery"
-URL_PREFIXES = ("postgresql://", "postgres://")
 CACHE_KIND = "gallery-cache"
 CACHE_FORMAT = 1
 _CACHE_BLOCK = 4096  # rows per block in the cache file
@@ -91,10 +90,6 @@ INSERT INTO head(seq) VALUES (0);
 class GalleryOffline(GalleryError):
     """The PostgreSQL server cannot be reached (or went away mid-transaction: nothing of that
     transaction was committed)."""
-
-
-def is_url(target) -> bool:
-    return isinstance(target, str) and target.startswith(URL_PREFIXES)
 
 
 def _psycopg():
