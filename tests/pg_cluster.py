@@ -63,8 +63,10 @@ class Cluster:
         self.start()
 
     def _run(self, tool, *args, check=True):
+        # Not the sanitizer run's preloaded ASan runtime: the server is not ours to instrument.
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "PYTHONMALLOC")}
         return subprocess.run([*self.as_user, str(self.bin / tool), *map(str, args)], capture_output=True,
-                              text=True, check=check, timeout=60)
+                              text=True, check=check, timeout=60, env=env)
 
     def start(self) -> None:
         # fsync off: the tests kill the server, never the machine, and page-cache data survives that.
