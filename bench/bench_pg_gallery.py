@@ -161,14 +161,18 @@ def test_search_latency_board_vs_file(seeded):
     assert board.search(query, k=5, threads=1) == local.search(query, k=5, threads=1)
 
     times = {board: [], local: []}
+    for _ in range(3):  # warm: every page of both matrices touched
+        board.search(query, k=5, threads=1), local.search(query, k=5, threads=1)
     for _ in range(21 if FULL else 7):  # interleaved: both see the same load on a shared machine
         for gallery in (board, local):
             started = time.perf_counter()
             gallery.search(query, k=5, threads=1)
             times[gallery].append(time.perf_counter() - started)
     pg_seconds, file_seconds = statistics.median(times[board]), statistics.median(times[local])
-    report(f"search, {n} identities x {DIM} float32, top-5, 1 thread, same run", [
-        f"gallery file (SQLite)        {1e3 * file_seconds:8.3f} ms",
-        f"board of a PostgreSQL gallery {1e3 * pg_seconds:7.3f} ms   {file_seconds / pg_seconds:5.2f}x the file's speed"])
+    pg_best, file_best = min(times[board]), min(times[local])
+    report(f"search, {n} identities x {DIM} float32, top-5, 1 thread, same run (median, best)", [
+        f"gallery file (SQLite)          {1e3 * file_seconds:8.3f} ms {1e3 * file_best:8.3f} ms",
+        f"board of a PostgreSQL gallery  {1e3 * pg_seconds:8.3f} ms {1e3 * pg_best:8.3f} ms   "
+        f"{file_seconds / pg_seconds:5.2f}x / {file_best / pg_best:5.2f}x the file's speed"])
     board.close()
     local.close()
