@@ -535,7 +535,7 @@ def test_sslmode_passes_through_to_libpq(cluster, db):
 
 # --- bad input -----------------------------------------------------------------------------
 
-def test_unreachable_server_without_cache_is_a_clear_error_within_the_timeout():
+def test_unreachable_server_without_cache_is_a_clear_error_within_the_timeout(cluster):  # cluster: psycopg is here
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
