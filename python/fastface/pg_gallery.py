@@ -283,6 +283,50 @@ class _State:
         self.gallery_id, self.seq = gallery_id, seq
 
 
+def load_cache(path: Path, key: bytes, dim: int | None = None, dtype: str | None = None) -> _State:
+    """A board's state from its cache file: sealed.WrongKeyError for another key, DamagedError
+    for anything else wrong (never a half-built state)."""
+    size = path.stat().st_size
+    try:
+        with sealed.SealedReader(path, key, CACHE_KIND) as reader:
+            (length,) = struct.unpack("<I", reader.read(4))
+            if length > 1 << 20:
+                raise sealed.DamagedError(f"{path}: invalid header")
+            header = json.loads(reader.read(length))
+            if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT:
+                raise sealed.DamagedError(f"{path}: not a cache of format {CACHE_FORMAT}")
+            stored_dim, stored_dtype = _check_dim(header["dim"]), _check_dtype(header["dtype"])
+            count, identities = int(header["rows"]), int(header["identities"])
+            if (dim is not None and stored_dim != dim) or (dtype is not None and stored_dtype != dtype):
+                raise sealed.DamagedError(f"{path} holds {stored_dim}-d {stored_dtype} embeddings, not {dim}-d {dtype}")
+            value = _NUMPY_DTYPES[stored_dtype]
+            row_bytes = stored_dim * value.itemsize
+            if not (0 <= count and 0 <= identities and count * (8 + row_bytes) + identities * 8 <= size):
+                raise sealed.DamagedError(f"{path}: its header claims more than the file holds")
+            state = _State(stored_dim, stored_dtype, str(header["gallery"]), int(header["seq"]))
+
+            def cached_names():
+                for _ in range(identities):
+                    identity, length = struct.unpack("<iI", reader.read(8))
+                    yield identity, reader.read(length).decode("utf-8")
+
+            state.names = _Names(cached_names())
+            state.index.reserve(count)
+            for start in range(0, count, _CACHE_BLOCK):
+                n = min(_CACHE_BLOCK, count - start)
+                block = reader.read(n * (8 + row_bytes))
+                labels = np.frombuffer(block, "<i4", n)
+                scales = np.frombuffer(block, "<f4", n, offset=4 * n)
+                rows = np.frombuffer(block, value, n * stored_dim, offset=8 * n).reshape(n, stored_dim)
+                state.index.add_encoded(rows, scales if stored_dtype == "int8" else None, labels)
+            reader.finish()
+    except sealed.SealedError:
+        raise
+    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError, OverflowError) as exc:
+        raise sealed.DamagedError(f"{path}: {exc}") from None
+    return state
+
+
 class PostgresGallery:
     """A gallery on a PostgreSQL server with a local index that follows it (see the module
     docstring). Open with ``Gallery.open(url, dim, dtype, ...)`` or ``Gallery.load(url, ...)``.
@@ -663,42 +707,12 @@ class PostgresGallery:
         if not self._cache.exists():
             return None
         try:
-            with sealed.SealedReader(self._cache, self._key, CACHE_KIND) as reader:
-                (length,) = struct.unpack("<I", reader.read(4))
-                if length > 1 << 20:
-                    raise sealed.DamagedError(f"{self._cache}: invalid header")
-                header = json.loads(reader.read(length))
-                if header.get("format") != CACHE_FORMAT:
-                    raise sealed.DamagedError(f"{self._cache}: cache format {header.get('format')}, "
-                                              f"this fastface reads {CACHE_FORMAT}")
-                dim, dtype, count = int(header["dim"]), header["dtype"], int(header["rows"])
-                if (self.dim is not None and dim != self.dim) or (self.dtype is not None and dtype != self.dtype):
-                    raise sealed.DamagedError(f"{self._cache} holds {dim}-d {dtype} embeddings, "
-                                              f"not {self.dim}-d {self.dtype}")
-                state = _State(_check_dim(dim), _check_dtype(dtype), str(header["gallery"]), int(header["seq"]))
-
-                def cached_names():
-                    for _ in range(int(header["identities"])):
-                        identity, size = struct.unpack("<iI", reader.read(8))
-                        yield identity, reader.read(size).decode("utf-8")
-
-                state.names = _Names(cached_names())
-                state.index.reserve(count)
-                value = _NUMPY_DTYPES[dtype]
-                for start in range(0, count, _CACHE_BLOCK):
-                    n = min(_CACHE_BLOCK, count - start)
-                    block = reader.read(n * (8 + dim * value.itemsize))
-                    labels = np.frombuffer(block, "<i4", n)
-                    scales = np.frombuffer(block, "<f4", n, offset=4 * n)
-                    rows = np.frombuffer(block, value, n * dim, offset=8 * n).reshape(n, dim)
-                    state.index.add_encoded(rows, scales if dtype == "int8" else None, labels)
-                reader.finish()
+            return load_cache(self._cache, self._key, self.dim, self.dtype)
         except sealed.WrongKeyError as exc:
             raise GalleryError(str(exc)) from None
-        except (sealed.SealedError, ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError, OSError) as exc:
+        except (sealed.SealedError, OSError) as exc:
             _log.warning("%s: refusing the gallery cache (%s); rebuilding it from %s", self._cache, exc, self.path)
             return None
-        return state
 
     # --- writing to the server -------------------------------------------------------------
 
