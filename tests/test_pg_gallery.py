@@ -673,3 +673,34 @@ def test_the_compact_name_table_behaves_like_a_dict():
     assert all(names.get(i) == reference.get(i) for i in range(4000))
     with pytest.raises(ValueError, match="out of order"):
         pg_gallery._Names([(2, "b"), (1, "a")])
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_the_board(url, tmp_path, caplog):
+    rng = np.random.default_rng(12)
+    writer = Gallery.open(url, dim=DIM)
+    writer.add("first", unit(rng))
+    with pytest.raises(GalleryError, match="no folder .* for the gallery cache"):
+        Gallery.load(url, cache=tmp_path / "missing" / "cache", key=KEY)
+    folder = tmp_path / "board"
+    folder.mkdir()
+    board = Gallery.load(url, cache=folder / "cache", key=KEY, **FAST)
+    (folder / "cache").unlink()
+    (folder / "cache").mkdir()  # in the way of every write (even root's: permissions would not stop it)
+    (folder / "cache" / "x").touch()
+    with caplog.at_level(logging.ERROR, logger="fastface.gallery"):
+        writer.add("second", unit(rng))
+        writer.remove("first")  # a removal rewrites the cache at once: that fails, loudly
+        wait_for(lambda: board.names == ["second"], 2.0)
+        wait_for(lambda: "cannot write the gallery cache" in caplog.text, 2.0)
+    assert board.online and sorted(p.name for p in folder.iterdir()) == ["cache"]  # no temporary file left
+    (folder / "cache" / "x").unlink()
+    (folder / "cache").rmdir()
+    writer.add("third", unit(rng))
+    wait_for(lambda: board.names == ["second", "third"], 2.0)
+    board.close()
+    assert load_names(folder / "cache") == ["second", "third"]
+    writer.close()
+
+
+def load_names(cache):
+    return [name for _, name in pg_gallery.load_cache(cache, KEY).names.items()]

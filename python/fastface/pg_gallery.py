@@ -350,6 +350,8 @@ class PostgresGallery:
             self._key = sealed.resolve_key(key, key_file, data_path=self._cache) if self._cache else None
         except sealed.SealedError as exc:
             raise GalleryError(str(exc)) from None
+        if self._cache is not None and not self._cache.parent.is_dir():
+            raise GalleryError(f"no folder {self._cache.parent} for the gallery cache {self._cache}")
         if self._cache is not None and self._key is None:
             raise GalleryError(f"the gallery cache {self._cache} needs a key (${sealed.KEY_ENV}, "
                                f"${sealed.KEY_FILE_ENV}, key= or key_file=): biometric data is never cached in clear")
@@ -673,12 +675,21 @@ class PostgresGallery:
             return
         self._cache_dirty = True
         if removed:  # nothing of a removed identity may stay on the board's disk
-            self._write_cache()
+            self._try_write_cache()
 
     def _maybe_write_cache(self) -> None:
         if self._cache_dirty and time.monotonic() - self._cache_written >= 10.0:
-            with self._sync_lock:
-                self._write_cache()
+            self._try_write_cache()
+
+    def _try_write_cache(self) -> None:
+        """A cache that cannot be written (disk full, read-only) never stops the board: it keeps
+        answering and following, and says so; the file keeps its last complete version."""
+        try:
+            self._write_cache()
+        except OSError as exc:
+            self._cache_written = time.monotonic()  # retried at the next change or after the usual wait
+            _log.error("%s: cannot write the gallery cache (%s); it still holds the state of its last write",
+                       self._cache, exc)
 
     def _write_cache(self) -> None:
         """The whole state, sealed, replacing the cache file atomically."""
