@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,7 @@ InnerProduct fc 1 1 relu fc 0=8 1=1 2=1568
 """
 TINY_CARD = {"input": "data", "output": "fc", "size": 16, "channel_order": "RGB", "mean": 127.5, "scale": 0.0078125}
 
+CACHE_KEY = bytes(range(32))
 _TMP = Path(tempfile.mkdtemp(prefix="fastface-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
 
 
@@ -115,6 +117,25 @@ def gallery(data: bytes) -> None:
         loaded.search(np.ones(loaded.dim, np.float32), k=3)
 
 
+def gallery_cache(data: bytes) -> None:
+    """A board's cache of a PostgreSQL gallery: half the inputs sealed under the key (the parser
+    behind the authentication), half raw files; then a search."""
+    from fastface import pg_gallery, sealed
+
+    path = _TMP / "gallery.cache"
+    if data[:1] == b"\x01":
+        with sealed.SealedWriter(path, CACHE_KEY, pg_gallery.CACHE_KIND) as out:
+            out.write(data[1:])
+    else:
+        path.write_bytes(data[1:])
+    try:
+        state = pg_gallery.load_cache(path, CACHE_KEY)
+    except sealed.SealedError:
+        return
+    if len(state.index) and state.index.dim <= 4096:
+        state.index.search(np.ones((1, state.index.dim), np.float32), 3, True)
+
+
 def pairs_txt(data: bytes) -> None:
     """An LFW pairs.txt (image files resolved under an empty folder)."""
     path = _TMP / "pairs.txt"
@@ -170,8 +191,8 @@ def tiny_shape_model(seed: int = 0) -> bytes:
     return to_bytes(ShapeModel(rng.uniform(0.2, 0.8, (5, 2)).astype(np.float32), cascades))
 
 
-TARGETS = {f.__name__: f for f in (model, detector, card, gallery, pairs_txt, pairs_csv, insightface_bin,
-                                   shape_predictor)}
+TARGETS = {f.__name__: f for f in (model, detector, card, gallery, gallery_cache, pairs_txt, pairs_csv,
+                                   insightface_bin, shape_predictor)}
 
 
 def seeds(shared_models: Path | None = None) -> dict[str, list[bytes]]:
@@ -199,6 +220,13 @@ def seeds(shared_models: Path | None = None) -> dict[str, list[bytes]]:
         g.add("bo\u00e9", rng.standard_normal(8))
         g.save(_TMP / "seed.ffg")
         out["gallery"] += [b"\x01" + (_TMP / "seed.ffg").read_bytes()]
+    for dtype in ("float32", "int8"):  # a cache's plaintext, as a board writes it
+        header = json.dumps({"format": 1, "gallery": "g", "seq": 3, "dim": 4, "dtype": dtype, "identities": 2,
+                             "rows": 3}).encode()
+        names = b"".join(struct.pack("<iI", i, len(n)) + n for i, n in ((1, b"ana"), (2, "bo\u00e9".encode())))
+        rows = np.full((3, 4), 0.5, np.float32) if dtype == "float32" else np.full((3, 4), 127, np.int8)
+        block = np.array([1, 1, 2], "<i4").tobytes() + np.full(3, 1 / 254, "<f4").tobytes() + rows.tobytes()
+        out["gallery_cache"].append(b"\x01" + struct.pack("<I", len(header)) + header + names + block)
     out["pairs_txt"] += [b"2 1\nAnn 1 2\nAnn 1 Bob 3\nCy 2 4\nDee 1 Ed 1\n", b"1\nAnn 1 2\nAnn 1 Bob 1\n"]
     out["pairs_csv"] += [b"file_a,file_b,same\na.jpg,b.jpg,1\na.jpg,c.jpg,0\n",
                          b"file_a,file_b,same,fold\na.jpg,b.jpg,true,0\nc.jpg,d.jpg,false,1\n"]

@@ -85,3 +85,20 @@ def test_capacity_grows_geometrically():
                           None, np.zeros(1, np.int32))
         capacities.add(index.capacity)
     assert len(index) == 3000 and len(capacities) < 15
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_encoded_gives_back_the_stored_rows_exactly(precision):
+    rng = np.random.default_rng(3)
+    rows, _ = unit_rows(rng, 50, 16)
+    encoded, scales = _core.GalleryIndex.encode(rows, precision)
+    index = _core.GalleryIndex(16, precision)
+    index.add_encoded(encoded, scales if precision == "int8" else None, np.arange(50, dtype=np.int32) % 7)
+    index.remove_label(3)
+    kept = np.arange(50) % 7 != 3
+    got_rows, got_scales = index.encoded(0, len(index))
+    assert got_rows.dtype == encoded.dtype and np.array_equal(got_rows, encoded[kept])
+    assert np.array_equal(got_scales, scales[kept])
+    assert np.array_equal(index.encoded(5, 3)[0], encoded[kept][5:8]) and len(index.encoded(0, 0)[0]) == 0
+    with pytest.raises(ValueError, match="outside the gallery"):
+        index.encoded(len(index) - 1, 2)

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -341,6 +342,23 @@ PYBIND11_MODULE(_core, m) {
             self.decode(first, count, dst);
             return out;
         }, py::arg("first"), py::arg("count"), "Rows [first, first + count) as (count, D) float32.")
+        .def("encoded", [](const GalleryIndex& self, std::size_t first, std::size_t count) {
+            if (first > self.size() || count > self.size() - first)
+                throw Error(ErrorCode::InvalidArgument, "rows " + std::to_string(first) + ".." +
+                                                            std::to_string(first + count) + " are outside the gallery's " +
+                                                            std::to_string(self.size()));
+            const char* name = precision_name(self.precision());
+            const std::size_t row_bytes = self.dim() * bytes_per_value(self.precision());
+            py::array rows(py::dtype(name), std::vector<py::ssize_t>{static_cast<py::ssize_t>(count),
+                                                                     static_cast<py::ssize_t>(self.dim())});
+            std::memcpy(rows.mutable_data(), static_cast<const unsigned char*>(self.encoded_rows()) + first * row_bytes,
+                        count * row_bytes);
+            py::array_t<float> scales(count);
+            if (self.scales()) std::copy(self.scales() + first, self.scales() + first + count, scales.mutable_data());
+            else std::fill(scales.mutable_data(), scales.mutable_data() + count, 1.f);
+            return py::make_tuple(rows, scales);
+        }, py::arg("first"), py::arg("count"),
+           "Rows [first, first + count) as stored: (rows in the precision's dtype, (count,) float32 scales).")
         .def("__len__", &GalleryIndex::size)
         .def_property_readonly("dim", &GalleryIndex::dim)
         .def_property_readonly("capacity", &GalleryIndex::capacity)

@@ -14,7 +14,9 @@ A gallery file (schema version 2) is a SQLite database in WAL mode, marked by it
 Every add and remove is one transaction (nothing is rewritten), so a crash loses at most the
 transaction in flight, and other processes with the file open see committed changes at their
 next search. Version-1 files (the checksummed ``FFGALLRY`` format) are read by ``Gallery.load``
-and converted by ``Gallery.upgrade``.
+and converted by ``Gallery.upgrade``. ``save(path, key=...)`` writes an encrypted snapshot
+(:mod:`fastface.sealed`), read back into memory by ``load(path, key=...)``. A ``postgresql://``
+URL instead of a path opens a gallery on a server (:mod:`fastface.pg_gallery`).
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ SCHEMA_VERSION = 2
 DTYPES = ("float32", "float16", "int8")
 _NUMPY_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_SEALED_MAGIC = b"FFSEALD1"  # fastface.sealed: an encrypted gallery file
+_SEALED_KIND = "gallery-sqlite"
 _READ_CHUNK = 1024  # rows per fetch when loading: keeps the transient Python objects under 1 MB
 _MAX_LABEL = 2**31 - 1  # identity ids are the C++ index's int32 labels
 
@@ -76,6 +80,10 @@ _COLUMNS = {
 class GalleryError(ValueError):
     """A gallery file that cannot be used (not a gallery, another schema, newer, corrupt), or an
     embedding or name a gallery refuses. The file is left as it was."""
+
+
+def _is_url(path) -> bool:
+    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
 
 
 def _check_dim(dim) -> int:
@@ -128,6 +136,8 @@ def _inspect(path: Path) -> str:
         head = f.read(100)
     if head.startswith(V1_MAGIC):
         return "v1"
+    if head.startswith(_SEALED_MAGIC):
+        return "sealed"
     if not head.startswith(_SQLITE_MAGIC) or len(head) < 100:
         raise GalleryError(f"{path} is not a fastface gallery (neither a gallery database nor a version-1 file)")
     user_version = int.from_bytes(head[60:64], "big")
@@ -214,11 +224,21 @@ class Gallery:
     # --- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path, dim: int | None = None, dtype: str | None = None, *, durable: bool = True) -> "Gallery":
+    def open(cls, path, dim: int | None = None, dtype: str | None = None, *, durable: bool = True, **server):
         """Open the gallery file at ``path``, creating it (with ``dim`` and ``dtype``, default
         float32) if it does not exist; a ``dim`` or ``dtype`` given must match an existing file.
         ``durable=False`` commits without waiting for the disk (a power cut may lose the last
-        transactions, a crash cannot; the file never corrupts either way)."""
+        transactions, a crash cannot; the file never corrupts either way).
+
+        A ``postgresql://`` URL opens (or creates) a gallery on a PostgreSQL server instead:
+        a :class:`fastface.pg_gallery.PostgresGallery`, which takes ``server`` options (cache,
+        key, key_file, follow, ...)."""
+        if _is_url(path):
+            from .pg_gallery import PostgresGallery
+
+            return PostgresGallery(path, dim, dtype, create=True, **server)
+        if server:
+            raise TypeError(f"unexpected options for a gallery file: {', '.join(server)}")
         path = Path(path)
         if not path.exists():
             if dim is None:
@@ -228,6 +248,9 @@ class Gallery:
         if kind == "v1":
             raise GalleryError(f"{path} is a version-1 gallery file: read it with Gallery.load, or convert it "
                                "with Gallery.upgrade (fastface enroll does that itself)")
+        if kind == "sealed":
+            raise GalleryError(f"{path} is an encrypted gallery file: read it with Gallery.load(path, key=...) "
+                               "(changes stay in memory until saved again with the key)")
         gallery = cls.__new__(cls)
         conn = _connect(path, durable)
         try:
@@ -243,13 +266,29 @@ class Gallery:
         return gallery
 
     @classmethod
-    def load(cls, path) -> "Gallery":
+    def load(cls, path, key=None, key_file=None, **server) -> "Gallery":
         """Open an existing gallery file; a version-1 file is imported into an in-memory gallery
-        (the file itself is left as it is)."""
+        (the file itself is left as it is), and so is an encrypted one (``save(path, key=...)``),
+        decrypted with ``key`` / ``key_file`` / ``$FASTFACE_GALLERY_KEY`` /
+        ``$FASTFACE_GALLERY_KEY_FILE``. A ``postgresql://`` URL: an existing gallery on the
+        server, its local index loaded now (``server`` options as for ``open``)."""
+        if _is_url(path):
+            from .pg_gallery import PostgresGallery
+
+            gallery = PostgresGallery(path, key=key, key_file=key_file, **server)
+            len(gallery)  # the local index, now rather than at the first search
+            return gallery
+        if server:
+            raise TypeError(f"unexpected options for a gallery file: {', '.join(server)}")
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no gallery at {path}")
-        if _inspect(path) == "v2":
+        kind = _inspect(path)
+        if kind == "sealed":
+            return cls._load_sealed(path, key, key_file)
+        if key is not None:
+            raise GalleryError(f"{path} is not encrypted (to encrypt it: Gallery.load(path).save(other, key=...))")
+        if kind == "v2":
             return cls.open(path)
         dim, dtype, names, vectors = _read_v1(path)
         gallery = cls(dim, dtype)
@@ -611,14 +650,83 @@ class Gallery:
             names = self._names_of(set(labels.tolist()))
         return rows, [names[int(label)] for label in labels]
 
-    def save(self, path) -> None:
+    def save(self, path, key=None, key_file=None) -> None:
         """Write this gallery (a snapshot) to the gallery file ``path`` atomically: a crash
         mid-save leaves the previous file. Galleries opened from a file need no save — every
-        change is already committed — and saving one onto its own file does nothing."""
+        change is already committed — and saving one onto its own file does nothing.
+
+        With ``key`` or ``key_file`` (32 bytes; raw, hex or base64) the file is encrypted
+        (AES-256-GCM, :mod:`fastface.sealed`): it is read back whole with ``Gallery.load(path,
+        key=...)``, edited in memory and saved again; a tampered file or a wrong key is refused."""
         path = Path(path)
+        if key is not None or key_file is not None:
+            self._save_sealed(path, key, key_file)
+            return
         if self.path is not None and path.exists() and os.path.samefile(path, self.path):
             return
         self._write_file(path)
+
+    @staticmethod
+    def _resolve_key(path: Path, key, key_file) -> bytes:
+        from . import sealed
+
+        try:
+            secret = sealed.resolve_key(key, key_file, data_path=path)
+        except sealed.SealedError as exc:
+            raise GalleryError(str(exc)) from None
+        if secret is None:
+            raise GalleryError(f"{path} is an encrypted gallery: give its key (${sealed.KEY_ENV}, "
+                               f"${sealed.KEY_FILE_ENV}, key= or key_file=)")
+        return secret
+
+    def _save_sealed(self, path: Path, key, key_file) -> None:
+        from . import sealed
+
+        secret = self._resolve_key(path, key, key_file)
+        if self.path is not None and path.exists() and os.path.samefile(path, self.path):
+            raise GalleryError(f"cannot encrypt {path} in place while it is open: save to another file")
+        if not hasattr(sqlite3.Connection, "serialize"):
+            raise GalleryError("encrypted gallery files need Python 3.11 or newer (sqlite3 serialize)")
+        copy = sqlite3.connect(":memory:")
+        try:
+            with self._lock:
+                self._conn.backup(copy)
+            image = bytearray(copy.serialize())
+        finally:
+            copy.close()
+        image[18:20] = b"\x01\x01"  # rollback-journal format: the image is opened in memory, never with a WAL
+        with sealed.SealedWriter(path, secret, _SEALED_KIND) as out:
+            out.write(struct.pack("<Q", len(image)))
+            out.write(image)
+
+    @classmethod
+    def _load_sealed(cls, path: Path, key, key_file) -> "Gallery":
+        from . import sealed
+
+        secret = cls._resolve_key(path, key, key_file)
+        if not hasattr(sqlite3.Connection, "deserialize"):
+            raise GalleryError("encrypted gallery files need Python 3.11 or newer (sqlite3 deserialize)")
+        try:
+            with sealed.SealedReader(path, secret, _SEALED_KIND) as reader:
+                (size,) = struct.unpack("<Q", reader.read(8))
+                image = reader.read(size)
+                reader.finish()
+        except sealed.SealedError as exc:
+            raise GalleryError(str(exc)) from None
+        head = image[:100]
+        if (len(head) < 100 or not head.startswith(_SQLITE_MAGIC)
+                or int.from_bytes(head[68:72], "big") != APPLICATION_ID):
+            raise GalleryError(f"{path} does not hold a fastface gallery")
+        conn = _connect(":memory:", durable=False)
+        try:
+            conn.deserialize(image)
+            dim, dtype = cls._check_file(conn, path)
+            gallery = cls.__new__(cls)
+            gallery._setup(conn, None, dim, dtype, create=False)
+        except BaseException:
+            conn.close()
+            raise
+        return gallery
 
     def _write_file(self, path: Path) -> None:
         if Path(f"{path}-wal").exists():

@@ -296,7 +296,8 @@ class Stream:
     ending in ``appsink`` (all through OpenCV's VideoCapture) or any iterator of uint8 frames.
     Models: a ``FaceAnalyzer``, or ``detector=`` and ``embedder=``; without an embedder faces
     are tracked but not embedded. ``gallery``: a ``Gallery`` to name tracks from (a track is
-    named when its aggregate embedding scores at least ``threshold``).
+    named when its aggregate embedding scores at least ``threshold``), or a gallery file or
+    ``postgresql://`` URL to load one from (a URL's gallery follows the server as it changes).
 
     Options (ValueError when out of range, before the source is opened):
     ``detect_every`` N >= 1 runs the detector on every Nth processed frame (tracks are predicted
@@ -338,6 +339,10 @@ class Stream:
             raise TypeError("Stream needs a fastface.Detector (detector=) or a FaceAnalyzer")
         if embedder is not None and not isinstance(embedder, Embedder):
             raise TypeError(f"embedder must be a fastface.Embedder, got {type(embedder).__name__}")
+        if isinstance(gallery, (str, os.PathLike)):
+            from .gallery import Gallery
+
+            gallery = Gallery.load(gallery)
         if gallery is not None:
             if embedder is None:
                 raise ValueError("identifying against a gallery needs an embedder")

@@ -62,6 +62,9 @@ public:
     std::size_t dim() const { return dim_; }
     Precision precision() const { return precision_; }
     const std::int32_t* labels() const { return labels_; }
+    // The stored rows (size() * dim values in this precision) and, for int8, their scales.
+    const void* encoded_rows() const { return rows_; }
+    const float* scales() const { return scales_; }
 
     // For each of nq float queries (normalized here; NaN/inf or zero queries throw): the best k
     // hits (k = 0: no limit), best first (ties: lower id first), keeping only scores >=

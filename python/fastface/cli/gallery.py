@@ -5,7 +5,8 @@ import datetime
 import json
 from pathlib import Path
 
-from ..gallery import Gallery
+from ..gallery import Gallery, _is_url
+from ._gallery_options import warn_if_password_in
 
 
 def add_arguments(parser) -> None:
@@ -14,7 +15,7 @@ def add_arguments(parser) -> None:
     rm = actions.add_parser("rm", help="remove an identity and all its embeddings")
     stats = actions.add_parser("stats", help="counts, precision, memory and file size")
     for sub in (ls, rm, stats):
-        sub.add_argument("gallery", help="gallery file")
+        sub.add_argument("gallery", help="gallery file or postgresql:// URL")
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
     rm.add_argument("name", help="identity to remove")
 
@@ -24,10 +25,15 @@ def _when(seconds: float) -> str:
 
 
 def run(args) -> int:
-    path = Path(args.gallery)
-    if not path.is_file():
-        raise FileNotFoundError(f"no gallery at {path}")
-    gallery = Gallery.load(path)  # a version-1 file is read (not converted): ls and stats work on it
+    if _is_url(args.gallery):
+        warn_if_password_in(args.gallery)
+        gallery = Gallery.open(args.gallery, follow=False)  # ls and rm ask the server; stats loads the index
+        path = gallery.path
+    else:
+        path = Path(args.gallery)
+        if not path.is_file():
+            raise FileNotFoundError(f"no gallery at {path}")
+        gallery = Gallery.load(path)  # a version-1 file is read (not converted): ls and stats work on it
     if args.action == "ls":
         rows = gallery.identities()
         print(json.dumps(rows) if args.json else "\n".join(

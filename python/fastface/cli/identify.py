@@ -2,21 +2,22 @@
 from __future__ import annotations
 
 from .._opencv import import_cv2, read_image
-from ..gallery import Gallery
 from ._common import THRESHOLD_HELP, add_model_arguments, analyzer, emit, threshold
+from ._gallery_options import GALLERY_HELP, add_gallery_options, load_gallery
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("gallery")
+    parser.add_argument("gallery", help=GALLERY_HELP)
     parser.add_argument("image", help="photo; every face found in it is named (no subject is chosen, unlike verify)")
     parser.add_argument("-k", type=int, default=3, help="candidates per face (default 3)")
     parser.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
     parser.add_argument("--annotate", help="write the image with boxes, landmarks and names here")
     add_model_arguments(parser)
+    add_gallery_options(parser)
 
 
 def run(args) -> int:
-    gallery = Gallery.load(args.gallery)
+    gallery = load_gallery(args, follow=False)
     faces = analyzer(args)
     if faces.embedder.dim != gallery.dim:
         raise ValueError(f"the gallery holds {gallery.dim}-d embeddings but the model makes {faces.embedder.dim}-d")

@@ -14,15 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from ..gallery import Gallery
 from ..stream import STAGES, Event, Stream, _cv2
 from ._common import THRESHOLD_HELP, add_model_arguments, models
+from ._gallery_options import GALLERY_HELP, add_gallery_options, load_gallery
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("source", help="camera index (0), video file, rtsp:// URL, or a GStreamer pipeline "
                                        "ending in appsink (see README: Raspberry Pi camera)")
-    parser.add_argument("--gallery", required=True, help="gallery file (fastface enroll)")
+    parser.add_argument("--gallery", required=True, help=GALLERY_HELP + "; a URL is followed live")
     parser.add_argument("--annotate", metavar="OUT.mp4", help="write the video with boxes, track ids and names")
     parser.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
     parser.add_argument("--detect-every", type=int, default=1, metavar="N", help="run the detector on every Nth frame")
@@ -36,6 +36,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stats-every", type=float, default=1.0, metavar="SECONDS",
                         help="seconds between status lines (0: none)")
     add_model_arguments(parser)
+    add_gallery_options(parser)
 
 
 def _draw(cv2, image, tracks):
@@ -114,7 +115,7 @@ class _Window:
 
 
 def run(args) -> int:
-    gallery = Gallery.load(args.gallery)
+    gallery = load_gallery(args)
     detector, embedder = models(args)
     if args.stats_every < 0:
         raise ValueError(f"--stats-every must be >= 0, got {args.stats_every}")
@@ -159,6 +160,7 @@ def run(args) -> int:
     finally:
         signal.signal(signal.SIGINT, previous_handler)
         stream.close()
+        gallery.close()
         if out is not None:
             out.close()
     return 1 if end is not None and end.info["reason"] in ("error", "timeout") else 0
