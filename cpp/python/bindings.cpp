@@ -547,7 +547,7 @@ PYBIND11_MODULE(_core, m) {
        "Inclusive (left, top, right, bottom) of the region a liveness model of this crop scale sees.");
     m.def("liveness_input", [](const py::array& image, const std::string& order, std::array<int, 4> region, int size) {
         const ImageView view = image_view(image, order);
-        if (size <= 0 || size > kMaxInputSide) throw Error(ErrorCode::InvalidArgument, "size out of range");
+        if (size <= 0 || size > 4096) throw Error(ErrorCode::InvalidArgument, "size must be 1..4096");
         py::array_t<float> out({3, size, size});
         float* base = out.mutable_data();
         float* planes[3] = {base, base + size * size, base + 2 * size * size};

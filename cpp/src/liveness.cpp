@@ -16,25 +16,27 @@ namespace {
 // Coordinates beyond this are no face box of any camera image (and would overflow int).
 constexpr double kMaxCoordinate = 1e7;
 
-// OpenCV's INTER_LINEAR taps for one axis: source index and weights in 11-bit fixed point
-// (INTER_RESIZE_COEF_BITS), from OpenCV's float sample position (dst + 0.5) * scale - 0.5,
-// clamped to the edge pixel.
+// OpenCV's INTER_LINEAR taps for one axis: source indices and weights in 11-bit fixed point
+// (INTER_RESIZE_COEF_BITS), from OpenCV's float sample position (dst + 0.5) * scale - 0.5.
+// Beyond the edge OpenCV moves the horizontal sample onto the edge pixel (weight 1) but keeps
+// the vertical weights and repeats the edge row; the rounding differs, so both are mirrored.
 struct Tap {
     int index0, index1;
     int w0, w1;
 };
 
-std::vector<Tap> linear_taps(int src, int dst) {
+std::vector<Tap> linear_taps(int src, int dst, bool horizontal) {
     const double scale = 1.0 / (static_cast<double>(dst) / src);
     std::vector<Tap> taps(static_cast<std::size_t>(dst));
     for (int d = 0; d < dst; ++d) {
         float f = static_cast<float>((d + 0.5) * scale - 0.5);
         int s = static_cast<int>(std::floor(f));
         f -= static_cast<float>(s);
-        if (s < 0) f = 0.f, s = 0;
-        if (s >= src - 1) f = 0.f, s = src - 1;
+        if (horizontal && s < 0) f = 0.f, s = 0;
+        if (horizontal && s >= src - 1) f = 0.f, s = src - 1;
         // saturate_cast<short>: round half to even, as std::lrint in the default rounding mode.
-        taps[static_cast<std::size_t>(d)] = {s, std::min(s + 1, src - 1), static_cast<int>(std::lrint((1.f - f) * 2048.f)),
+        taps[static_cast<std::size_t>(d)] = {std::clamp(s, 0, src - 1), std::clamp(s + 1, 0, src - 1),
+                                             static_cast<int>(std::lrint((1.f - f) * 2048.f)),
                                              static_cast<int>(std::lrint(f * 2048.f))};
     }
     return taps;
@@ -89,8 +91,8 @@ void liveness_input(const ImageView& image, const PixelRect& region, int size, c
         const bool swap = cn == 3 && norm.order != image.format;
         source_channel[c] = cn == 1 ? 0 : (swap ? 2 - c : c);
     }
-    const std::vector<Tap> xs = linear_taps(region.right - region.left + 1, size);
-    const std::vector<Tap> ys = linear_taps(region.bottom - region.top + 1, size);
+    const std::vector<Tap> xs = linear_taps(region.right - region.left + 1, size, true);
+    const std::vector<Tap> ys = linear_taps(region.bottom - region.top + 1, size, false);
     // Horizontal pass into int rows (as OpenCV's HResizeLinear), one per source row a tap reads.
     std::vector<int> row0(static_cast<std::size_t>(size) * 3), row1(row0.size());
     const auto horizontal = [&](int y, std::vector<int>& row) {

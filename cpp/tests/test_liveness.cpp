@@ -110,12 +110,20 @@ TEST(liveness_input_matches_opencv_bilinear) {
     for (int c = 0; c < 3; ++c)
         for (int y = 0; y < 4; ++y)
             for (int x = 0; x < 4; ++x) CHECK(out[c * 16 + y * 4 + x] == expect[x]);
-    // 2:1 downscale: the mean of each pixel pair, rounded half up (OpenCV: (a + b + 1) / 2).
+    // 2:1 downscale of 8 equal rows: the mean of each pixel pair, rounded half up (OpenCV: (a + b + 1) / 2).
     const std::uint8_t row[8] = {0, 1, 10, 20, 255, 254, 3, 3};
-    const ImageView wide{row, 8, 1, 8, PixelFormat::Gray};
-    liveness_input(wide, PixelRect{0, 0, 7, 0}, 4, InputNorm{PixelFormat::BGR, {0, 0, 0}, {1, 1, 1}}, planes);
+    std::vector<std::uint8_t> square;
+    for (int y = 0; y < 8; ++y) square.insert(square.end(), row, row + 8);
+    const ImageView wide{square.data(), 8, 8, 8, PixelFormat::Gray};
+    liveness_input(wide, PixelRect{0, 0, 7, 7}, 4, InputNorm{PixelFormat::BGR, {0, 0, 0}, {1, 1, 1}}, planes);
     const float halves[4] = {1, 15, 255, 3};
-    for (int x = 0; x < 4; ++x) CHECK(out[x] == halves[x]);
+    for (int y = 0; y < 4; ++y)
+        for (int x = 0; x < 4; ++x) CHECK(out[y * 4 + x] == halves[x]);
+    // One row enlarged: OpenCV keeps the vertical weights on the repeated edge row, whose
+    // fixed-point rounding loses a level (cv2.resize gives 0, 15, 254, 3 here too).
+    liveness_input(wide, PixelRect{0, 0, 7, 0}, 4, InputNorm{PixelFormat::BGR, {0, 0, 0}, {1, 1, 1}}, planes);
+    const float rounded[4] = {0, 15, 254, 3};
+    for (int x = 0; x < 4; ++x) CHECK(out[x] == rounded[x]);
 }
 
 TEST(liveness_input_refuses_regions_outside_the_image) {
