@@ -64,3 +64,28 @@ def test_identify_refuses_a_spoofed_enrolled_person(tmp_path):
 @pytest.mark.parametrize("command", ["verify", "identify", "watch"])
 def test_liveness_option_is_offered(command):
     assert "--liveness" in cli(command, "--help").stdout
+
+
+def test_watch_reports_a_spoof_and_never_identifies_it(tmp_path):
+    import cv2
+
+    people = tmp_path / "people" / "subject"
+    people.mkdir(parents=True)
+    (people / "live.jpg").symlink_to(T1)
+    gallery = tmp_path / "g.ffg"
+    assert cli("enroll", gallery, tmp_path / "people", "--threads", "1").returncode == 0
+    poster = cv2.imread(str(F1))
+    video = tmp_path / "poster.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (poster.shape[1], poster.shape[0]))
+    for _ in range(5):
+        writer.write(poster)
+    writer.release()
+    common = ["watch", video, "--gallery", gallery, "--json", "--stats-every", "0", "--threads", "1"]
+    plain = [json.loads(line)["event"] for line in cli(*common).stdout.splitlines()]
+    assert "identified" in plain
+    done = cli(*common, "--liveness")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["event"] for line in lines] == ["started", "spoof", "lost", "end"]
+    assert lines[1]["liveness"] < 0.5 and "liveness" in lines[2]
+    assert "SPOOF" in cli(*[c for c in common if c != "--json"], "--liveness").stdout
