@@ -559,7 +559,8 @@ PYBIND11_MODULE(_core, m) {
        "The (3, size, size) raw BGR network input cut from the inclusive region.");
     py::class_<Liveness>(m, "Liveness", "Liveness models (see fastface.Liveness for the friendly API).")
         .def(py::init([](const std::vector<std::string>& params, const std::vector<std::string>& bins,
-                         const std::vector<py::dict>& cards, float threshold, int threads) {
+                         const std::vector<py::dict>& cards, float threshold, int threads,
+                         std::optional<std::array<double, 4>> box_map) {
                  std::vector<LivenessCard> parsed;
                  for (const py::dict& d : cards) {
                      LivenessCard card;
@@ -573,11 +574,19 @@ PYBIND11_MODULE(_core, m) {
                      card.real_class = d["real_class"].cast<int>();
                      parsed.push_back(card);
                  }
+                 const LivenessBoxMap map = box_map ? LivenessBoxMap{(*box_map)[0], (*box_map)[1], (*box_map)[2],
+                                                                     (*box_map)[3]}
+                                                    : kYuNetBoxMap;
                  py::gil_scoped_release release;
-                 return Liveness::from_files(params, bins, parsed, threshold, EmbedderOptions{threads, false});
+                 return Liveness::from_files(params, bins, parsed, threshold, EmbedderOptions{threads, false}, map);
              }),
-             py::arg("params"), py::arg("bins"), py::arg("cards"), py::arg("threshold"), py::arg("threads"))
+             py::arg("params"), py::arg("bins"), py::arg("cards"), py::arg("threshold"), py::arg("threads"),
+             py::arg("box_map") = py::none(), "box_map (dx, dy, sw, sh); None: the core's map for YuNet boxes.")
         .def_property_readonly("threshold", &Liveness::threshold)
+        .def_property_readonly("box_map", [](const Liveness& self) {
+            const LivenessBoxMap& m = self.box_map();
+            return py::make_tuple(m.dx, m.dy, m.sw, m.sh);
+        })
         .def("score", [](const Liveness& self, const py::array& image, const std::string& order,
                          std::array<float, 4> box) {
             const ImageView view = image_view(image, order);

@@ -44,6 +44,18 @@ std::vector<Tap> linear_taps(int src, int dst, bool horizontal) {
 
 }  // namespace
 
+Face map_liveness_box(const Face& face, const LivenessBoxMap& map) {
+    const double w = static_cast<double>(face.x2) - face.x1, h = static_cast<double>(face.y2) - face.y1;
+    const double cx = (static_cast<double>(face.x1) + face.x2) / 2 + map.dx * w;
+    const double cy = (static_cast<double>(face.y1) + face.y2) / 2 + map.dy * h;
+    Face out = face;
+    out.x1 = static_cast<float>(cx - w * map.sw / 2);
+    out.x2 = static_cast<float>(cx + w * map.sw / 2);
+    out.y1 = static_cast<float>(cy - h * map.sh / 2);
+    out.y2 = static_cast<float>(cy + h * map.sh / 2);
+    return out;
+}
+
 PixelRect liveness_region(int image_width, int image_height, const Face& face, double scale) {
     if (image_width <= 0 || image_height <= 0) throw Error(ErrorCode::InvalidArgument, "image is empty");
     const double x1 = face.x1, y1 = face.y1, x2 = face.x2, y2 = face.y2;
@@ -51,9 +63,8 @@ PixelRect liveness_region(int image_width, int image_height, const Face& face, d
         if (!std::isfinite(v) || std::fabs(v) > kMaxCoordinate)
             throw Error(ErrorCode::InvalidArgument, "face box must be finite image coordinates");
     if (!(scale > 0) || !std::isfinite(scale)) throw Error(ErrorCode::InvalidArgument, "crop scale must be positive");
-    if (x2 - x1 < kMinLivenessBox || y2 - y1 < kMinLivenessBox)
-        throw Error(ErrorCode::InvalidArgument, "face box is " + std::to_string(x2 - x1) + " x " + std::to_string(y2 - y1) +
-                                                    " pixels: liveness needs at least 8 x 8");
+    if (x2 - x1 < 1 || y2 - y1 < 1)
+        throw Error(ErrorCode::InvalidArgument, "liveness region box is under one pixel");
     if (x2 <= 0 || y2 <= 0 || x1 >= image_width || y1 >= image_height)
         throw Error(ErrorCode::InvalidArgument, "face box lies entirely outside the " + std::to_string(image_width) + "x" +
                                                     std::to_string(image_height) + " image");
@@ -128,6 +139,7 @@ struct Liveness::Impl {
     };
     std::vector<std::unique_ptr<Net>> nets;
     float threshold = 0.5f;
+    LivenessBoxMap box_map;
 
     // The model's softmax over its classes for one packed input; probability of the real class.
     static float real_probability(const Net& net, const ncnn::Mat& input, bool probe) {
@@ -162,12 +174,17 @@ Liveness::Liveness(Liveness&&) noexcept = default;
 Liveness& Liveness::operator=(Liveness&&) noexcept = default;
 Liveness::~Liveness() = default;
 
-Liveness Liveness::from_memory(std::vector<Model> models, float threshold, const EmbedderOptions& options) {
+Liveness Liveness::from_memory(std::vector<Model> models, float threshold, const EmbedderOptions& options,
+                               const LivenessBoxMap& box_map) {
     if (models.empty()) throw Error(ErrorCode::InvalidArgument, "liveness needs at least one model");
     if (!(threshold >= 0.f && threshold <= 1.f))
         throw Error(ErrorCode::InvalidArgument, "liveness threshold must be within [0, 1]");
+    if (!(std::fabs(box_map.dx) <= 1 && std::fabs(box_map.dy) <= 1 && box_map.sw >= 0.25 && box_map.sw <= 4 &&
+          box_map.sh >= 0.25 && box_map.sh <= 4))
+        throw Error(ErrorCode::InvalidArgument, "liveness box map: shifts within one box size, scales within 0.25..4");
     auto impl = std::make_unique<Impl>();
     impl->threshold = threshold;
+    impl->box_map = box_map;
     for (Model& m : models) {
         const LivenessCard& card = m.card;
         if (card.size < 8 || card.size > kMaxInputSide)
@@ -197,7 +214,8 @@ Liveness Liveness::from_memory(std::vector<Model> models, float threshold, const
 }
 
 Liveness Liveness::from_files(const std::vector<std::string>& param_paths, const std::vector<std::string>& bin_paths,
-                              const std::vector<LivenessCard>& cards, float threshold, const EmbedderOptions& options) {
+                              const std::vector<LivenessCard>& cards, float threshold, const EmbedderOptions& options,
+                              const LivenessBoxMap& box_map) {
     if (param_paths.size() != bin_paths.size() || param_paths.size() != cards.size())
         throw Error(ErrorCode::InvalidArgument, "give one param file, one bin file and one card per liveness model");
     std::vector<Model> models;
@@ -205,16 +223,23 @@ Liveness Liveness::from_files(const std::vector<std::string>& param_paths, const
         const std::vector<std::uint8_t> param = read_file(param_paths[i]);
         models.push_back({std::string(param.begin(), param.end()), read_file(bin_paths[i]), cards[i]});
     }
-    return from_memory(std::move(models), threshold, options);
+    return from_memory(std::move(models), threshold, options, box_map);
 }
 
 float Liveness::score(const ImageView& image, const Face& face, std::vector<float>* per_model) const {
     validate(image);
     if (per_model) per_model->clear();
+    for (float v : {face.x1, face.y1, face.x2, face.y2})
+        if (!std::isfinite(v)) throw Error(ErrorCode::InvalidArgument, "face box must be finite image coordinates");
+    if (!(face.x2 - face.x1 >= kMinLivenessBox && face.y2 - face.y1 >= kMinLivenessBox))
+        throw Error(ErrorCode::InvalidArgument, "face box is " + std::to_string(face.x2 - face.x1) + " x " +
+                                                    std::to_string(face.y2 - face.y1) +
+                                                    " pixels: liveness needs at least 8 x 8");
+    const Face mapped = map_liveness_box(face, impl_->box_map);
     double sum = 0;
     for (const std::unique_ptr<Impl::Net>& net : impl_->nets) {
         const LivenessCard& card = net->card;
-        const PixelRect region = liveness_region(image.width, image.height, face, card.crop_scale);
+        const PixelRect region = liveness_region(image.width, image.height, mapped, card.crop_scale);
         ncnn::Mat input(card.size, card.size, 3);
         float* planes[3] = {input.channel(0), input.channel(1), input.channel(2)};
         liveness_input(image, region, card.size, card.norm, planes);
@@ -226,6 +251,7 @@ float Liveness::score(const ImageView& image, const Face& face, std::vector<floa
 }
 
 float Liveness::threshold() const { return impl_->threshold; }
+const LivenessBoxMap& Liveness::box_map() const { return impl_->box_map; }
 std::size_t Liveness::model_count() const { return impl_->nets.size(); }
 const LivenessCard& Liveness::card(std::size_t i) const {
     if (i >= impl_->nets.size()) throw Error(ErrorCode::InvalidArgument, "no liveness model " + std::to_string(i));

@@ -68,8 +68,8 @@ TEST(liveness_region_lowers_the_scale_to_fit) {
 }
 
 TEST(liveness_region_refuses_bad_boxes) {
-    CHECK_THROWS(liveness_region(640, 480, box(10, 10, 17, 40), 2.7), ErrorCode::InvalidArgument);  // 7 px wide
-    CHECK_THROWS(liveness_region(640, 480, box(10, 10, 40, 17.5f), 2.7), ErrorCode::InvalidArgument);
+    CHECK_THROWS(liveness_region(640, 480, box(10, 10, 10.5f, 40), 2.7), ErrorCode::InvalidArgument);  // < 1 px
+    CHECK_THROWS(liveness_region(640, 480, box(10, 10, 40, 5), 2.7), ErrorCode::InvalidArgument);
     CHECK_THROWS(liveness_region(640, 480, box(700, 10, 760, 70), 2.7), ErrorCode::InvalidArgument);  // right of it
     CHECK_THROWS(liveness_region(640, 480, box(-90, -90, -10, -10), 2.7), ErrorCode::InvalidArgument);
     CHECK_THROWS(liveness_region(640, 480, box(NAN, 10, 40, 40), 2.7), ErrorCode::InvalidArgument);
@@ -182,12 +182,39 @@ TEST(liveness_bundled_models_score_in_unit_interval) {
     CHECK(live.score(view, box(-30, -30, 40, 40)) >= 0.f);
     CHECK(live.score(view, box(0, 0, 199, 159)) >= 0.f);
     CHECK_THROWS(live.score(view, box(10, 10, 14, 14)), ErrorCode::InvalidArgument);
+    CHECK_THROWS(live.score(view, box(10, 10, 17.9f, 40)), ErrorCode::InvalidArgument);  // under 8 px
+    CHECK(live.score(view, box(10, 10, 18, 18)) >= 0.f);  // 8 px: judged, though the mapped box is smaller
+    CHECK_THROWS(live.score(view, box(NAN, 10, 40, 40)), ErrorCode::InvalidArgument);
     CHECK_THROWS(live.score(view, box(300, 10, 400, 100)), ErrorCode::InvalidArgument);
     // A gray image scores like its three-channel copy.
     std::vector<std::uint8_t> gray(200 * 160), gray3(200 * 160 * 3);
     for (std::size_t i = 0; i < gray.size(); ++i) gray[i] = gray3[3 * i] = gray3[3 * i + 1] = gray3[3 * i + 2] = px[3 * i];
     const ImageView g{gray.data(), 200, 160, 200, PixelFormat::Gray}, g3{gray3.data(), 200, 160, 600, PixelFormat::BGR};
     CHECK(live.score(g, box(70, 50, 130, 120)) == live.score(g3, box(70, 50, 130, 120)));
+}
+
+TEST(liveness_box_map_moves_boxes_into_the_reference_convention) {
+    const Face mapped = map_liveness_box(box(100, 100, 200, 300), kYuNetBoxMap);
+    CHECK_NEAR((mapped.x1 + mapped.x2) / 2, 150 - 0.009 * 100, 1e-3);
+    CHECK_NEAR((mapped.y1 + mapped.y2) / 2, 200 + 0.072 * 200, 1e-3);
+    CHECK_NEAR(mapped.x2 - mapped.x1, 114.1, 1e-3);
+    CHECK_NEAR(mapped.y2 - mapped.y1, 170.2, 1e-3);
+    const Face same = map_liveness_box(box(1, 2, 3, 4), LivenessBoxMap{});
+    CHECK(same.x1 == 1 && same.y1 == 2 && same.x2 == 3 && same.y2 == 4);
+    // The identity map scores the box as given; the default map scores the mapped box.
+    const std::string dir = model_dir();
+    const Liveness identity = Liveness::from_files({dir + "minifasnet_v2.param"}, {dir + "minifasnet_v2.bin"},
+                                                   {card(2.7)}, 0.5f, {}, LivenessBoxMap{});
+    const Liveness yunet = Liveness::from_files({dir + "minifasnet_v2.param"}, {dir + "minifasnet_v2.bin"},
+                                                {card(2.7)}, 0.5f);
+    std::vector<std::uint8_t> px(300 * 300 * 3);
+    for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<std::uint8_t>((i * 2654435761u) >> 24);
+    const ImageView view{px.data(), 300, 300, 900, PixelFormat::BGR};
+    CHECK(yunet.score(view, box(100, 100, 200, 200)) == identity.score(view, map_liveness_box(box(100, 100, 200, 200),
+                                                                                               kYuNetBoxMap)));
+    CHECK_THROWS(Liveness::from_files({dir + "minifasnet_v2.param"}, {dir + "minifasnet_v2.bin"}, {card(2.7)}, 0.5f, {},
+                                      LivenessBoxMap{0, 0, 0, 1}),
+                 ErrorCode::InvalidArgument);
 }
 
 TEST(liveness_refuses_models_that_do_not_fit_their_cards) {

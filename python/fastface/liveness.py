@@ -72,10 +72,14 @@ class Liveness:
 
     Without ``params`` the bundled MiniFASNet pair. ``params``: ncnn ``.param`` paths, each with
     its ``.bin`` and liveness card (``.json``) beside it. ``threshold`` (default: the cards') is
-    where :meth:`check` says live. Thread-safe; ``threads`` is ncnn's per call.
+    where :meth:`check` says live. ``box_map`` says whose face boxes are passed: "yunet"
+    (default: fastface's bundled detector, whose boxes are moved into the convention the models
+    were trained on, see README "Liveness"), "reference" (boxes of the authors' Caffe RetinaFace,
+    used as given) or (dx, dy, sw, sh): centre shift in box widths/heights and size factors.
+    Thread-safe; ``threads`` is ncnn's per call.
     """
 
-    def __init__(self, params=None, threads: int = 1, threshold: float | None = None):
+    def __init__(self, params=None, threads: int = 1, threshold: float | None = None, box_map="yunet"):
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"threads must be an int >= 1, got {threads!r}")
         if params is None:
@@ -99,10 +103,26 @@ class Liveness:
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+        if isinstance(box_map, str):
+            if box_map not in ("yunet", "reference"):
+                raise ValueError(f"box_map must be 'yunet', 'reference' or (dx, dy, sw, sh), got {box_map!r}")
+            box_map = None if box_map == "yunet" else (0.0, 0.0, 1.0, 1.0)
+        else:
+            try:
+                box_map = tuple(float(v) for v in box_map)
+            except (TypeError, ValueError):
+                raise ValueError(f"box_map must be 'yunet', 'reference' or (dx, dy, sw, sh), got {box_map!r}") from None
+            if len(box_map) != 4:
+                raise ValueError(f"box_map has 4 values (dx, dy, sw, sh), got {len(box_map)}")
         self.params = params
         self.cards = cards
         self._model = _core.Liveness([os.fspath(p) for p in params], [os.fspath(p.with_suffix(".bin")) for p in params],
-                                     cards, threshold, int(threads))
+                                     cards, threshold, int(threads), box_map)
+
+    @property
+    def box_map(self) -> tuple[float, float, float, float]:
+        """(dx, dy, sw, sh) applied to every face box before cropping."""
+        return self._model.box_map
 
     @property
     def threshold(self) -> float:

@@ -28,6 +28,18 @@ struct LivenessCard {
 // Boxes whose width or height is below this many pixels carry too little to judge.
 constexpr float kMinLivenessBox = 8.f;
 
+// How the boxes of the detector in use sit against the boxes the models were trained on (the
+// authors' Caffe RetinaFace): the centre moves by (dx * w, dy * h), the size scales by (sw, sh).
+struct LivenessBoxMap {
+    double dx = 0, dy = 0, sw = 1, sh = 1;
+};
+// Measured for fastface's bundled YuNet on the 30 liveness/deepface sample photos (README,
+// "Liveness"): the reference boxes are 14% wider, 15% shorter and 7% of a height lower.
+constexpr LivenessBoxMap kYuNetBoxMap{-0.009, 0.072, 1.141, 0.851};
+
+// `face` with its box moved into the reference detector's convention (landmarks untouched).
+Face map_liveness_box(const Face& face, const LivenessBoxMap& map);
+
 // An inclusive pixel rectangle of the image.
 struct PixelRect {
     int left = 0, top = 0, right = 0, bottom = 0;
@@ -36,8 +48,8 @@ struct PixelRect {
 // The region a model sees, as the authors' CropImage cuts it: the face box as their integer
 // (x, y, w, h) = (int(x1), int(y1), int(x2 - x1 + 1), int(y2 - y1 + 1)), scaled by `scale` about
 // its centre (the scale lowered until it fits the image), shifted back inside the image rather
-// than clipped. Throws InvalidArgument for non-finite boxes, boxes under kMinLivenessBox or
-// entirely outside the image.
+// than clipped. Throws InvalidArgument for non-finite boxes, boxes under a pixel or entirely
+// outside the image.
 PixelRect liveness_region(int image_width, int image_height, const Face& face, double scale);
 
 // The region resized to size x size and packed as the network input, in one pass: OpenCV's
@@ -55,23 +67,28 @@ public:
         LivenessCard card;
     };
     // One or more models whose real-class probabilities are averaged; `threshold` is where
-    // check() says live. Loading goes through the same checks as Embedder and Detector.
+    // check() says live; `box_map` moves the detector's boxes into the models' convention
+    // (kYuNetBoxMap for fastface's Detector; {} for boxes from the authors' detector).
+    // Loading goes through the same checks as Embedder and Detector.
     // Throws fastface::Error: Io, ModelFormat (blobs, output size), InvalidArgument (cards).
-    static Liveness from_memory(std::vector<Model> models, float threshold, const EmbedderOptions& options = {});
+    static Liveness from_memory(std::vector<Model> models, float threshold, const EmbedderOptions& options = {},
+                                const LivenessBoxMap& box_map = kYuNetBoxMap);
     static Liveness from_files(const std::vector<std::string>& param_paths, const std::vector<std::string>& bin_paths,
                                const std::vector<LivenessCard>& cards, float threshold,
-                               const EmbedderOptions& options = {});
+                               const EmbedderOptions& options = {}, const LivenessBoxMap& box_map = kYuNetBoxMap);
 
     Liveness(Liveness&&) noexcept;
     Liveness& operator=(Liveness&&) noexcept;
     ~Liveness();
 
     // Probability that `face` is a live person, in [0, 1]; per_model (if given) receives each
-    // model's own probability. Thread-safe. Throws InvalidArgument for bad images and boxes.
+    // model's own probability. Thread-safe. Throws InvalidArgument for bad images, boxes under
+    // kMinLivenessBox, non-finite boxes and boxes (once mapped) entirely outside the image.
     float score(const ImageView& image, const Face& face, std::vector<float>* per_model = nullptr) const;
     bool check(const ImageView& image, const Face& face) const { return score(image, face) >= threshold(); }
 
     float threshold() const;
+    const LivenessBoxMap& box_map() const;
     std::size_t model_count() const;
     const LivenessCard& card(std::size_t i) const;
 
