@@ -119,14 +119,15 @@ def _photos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def parity(data: Path, liveness, as_given, detector, reference: ReferenceModels, ref_detector) -> dict:
+def parity(data: Path, liveness, as_given, detector, reference: ReferenceModels, ref_detector,
+           folders=("liveness-samples", "deepface-sample")) -> dict:
     """Per photo of the liveness samples and deepface-sample: the reference pipeline (its own
     detector where available) against fastface (bundled detector, C++ crop, ncnn), and the
     pieces in between. ``liveness`` maps YuNet boxes (the default), ``as_given`` does not."""
     from .._opencv import read_image
 
     rows = []
-    for folder in ("liveness-samples", "deepface-sample"):
+    for folder in folders:
         for path in _photos(data / "faces" / folder):
             image = read_image(path)
             faces = detector.detect(image)
