@@ -191,8 +191,32 @@ def tiny_shape_model(seed: int = 0) -> bytes:
     return to_bytes(ShapeModel(rng.uniform(0.2, 0.8, (5, 2)).astype(np.float32), cascades))
 
 
+_LIVENESS = []
+
+
+def liveness(data: bytes) -> None:
+    """An image of any size (1 or 3 channels) and a face box of any floats, with any box map,
+    through the bundled liveness pair: a score in [0, 1] or ValueError, never a read outside
+    the image. Layout: height, width (uint8 each, +1), channels (1 or 3 by parity), box map
+    choice, 4 float32 box values, then pixels (repeated to fill the image)."""
+    if len(data) < 21:
+        return
+    height, width, channels = data[0] + 1, data[1] + 1, 1 if data[2] % 2 else 3
+    box = np.frombuffer(data[4:20], np.float32).astype(np.float64)
+    pixels = np.frombuffer(data[20:] or b"\0", np.uint8)
+    image = np.resize(pixels, (height, width, channels))
+    if not _LIVENESS:
+        _LIVENESS.extend([fastface.Liveness(threads=1), fastface.Liveness(threads=1, box_map="reference")])
+    try:
+        score = _LIVENESS[data[3] % 2].score(image if channels == 3 else image[..., 0], box)
+    except ValueError:
+        return
+    if not 0.0 <= score <= 1.0:
+        raise AssertionError(f"liveness score {score} outside [0, 1]")
+
+
 TARGETS = {f.__name__: f for f in (model, detector, card, gallery, gallery_cache, pairs_txt, pairs_csv,
-                                   insightface_bin, shape_predictor)}
+                                   insightface_bin, shape_predictor, liveness)}
 
 
 def seeds(shared_models: Path | None = None) -> dict[str, list[bytes]]:
@@ -235,5 +259,8 @@ def seeds(shared_models: Path | None = None) -> dict[str, list[bytes]]:
                                pickle.dumps((images, np.array([True, False])), protocol=4),
                                pickle.dumps(([np.frombuffer(i, np.uint8) for i in images], [1, 0]), protocol=2)]
     out["shape_predictor"] += [tiny_shape_model(0), tiny_shape_model(1)]
+    for h, w, c, m, box in ((119, 99, 0, 0, (20, 30, 80, 100)), (31, 199, 1, 1, (-30, -5, 40, 60)),
+                            (7, 7, 0, 0, (0, 0, 8, 8))):
+        out["liveness"].append(bytes([h, w, c, m]) + np.array(box, np.float32).tobytes() + rng.bytes(300))
     return out
 

@@ -56,3 +56,7 @@ YUNET_DYNAMIC = {v: DATA / "models" / "yunet" / f"yunet_{v}_dynamic.onnx" for v 
 #: LFW's development set (View 1): pairsDevTrain.txt, pairsDevTest.txt and the photos they name
 #: under images/. For calibration and model choice only; LFW accuracy is reported on View 2.
 LFW_VIEW1 = DATA / "faces" / "lfw-view1"
+#: minivision's liveness models (Apache-2.0): MiniFASNet state dicts, the authors' Caffe
+#: RetinaFace (reference-detector/) and their three sample photos (two spoofs, one real).
+MINIFASNET = DATA / "models" / "minifasnet"
+LIVENESS_SAMPLES = DATA / "faces" / "liveness-samples"

@@ -68,7 +68,7 @@ def test_cli_help_lists_the_subcommands(module):
 
 def test_every_runtime_subcommand_is_a_module_of_fastface_cli():
     runtime = {name for name, (module, _) in SUBCOMMANDS.items() if module.startswith("fastface.cli.")}
-    assert runtime == {"demo", "verify", "enroll", "identify", "watch", "gallery", "models"}
+    assert runtime == {"demo", "verify", "enroll", "identify", "watch", "gallery", "models", "liveness"}
     assert all(module.rpartition(".")[2] == name or not module.startswith("fastface.cli.")
                for name, (module, _) in SUBCOMMANDS.items())
 

@@ -1,4 +1,4 @@
-"""One Embedder, Detector, FaceAnalyzer and Gallery shared by 8 threads give exactly the serial
+"""One Embedder, Detector, FaceAnalyzer, Gallery and Liveness shared by 8 threads give exactly the serial
 results. Inputs are small so 8 x 1000 calls per object stay fast; FASTFACE_STRESS_CALLS lowers
 the calls per thread where every call costs more (sanitizer build, qemu)."""
 import os
@@ -35,14 +35,15 @@ def tiny_embedder(threads=1):
     return fastface.Embedder(TINY_PARAM.encode(), bin=weights, card=TINY_CARD, threads=threads)
 
 
-def hammer(call, inputs):
-    """Serial results per input, then THREADS threads x CALLS calls over the inputs; every
-    threaded result must equal the serial one bit for bit."""
+def hammer(call, inputs, calls=None):
+    """Serial results per input, then THREADS threads x ``calls`` (default CALLS) calls over the
+    inputs; every threaded result must equal the serial one bit for bit."""
     expected = [call(x) for x in inputs]
+    calls = CALLS if calls is None else calls
 
     def worker(t):
         mismatches = 0
-        for i in range(CALLS):
+        for i in range(calls):
             k = (t * 7 + i) % len(inputs)
             mismatches += not equal(call(inputs[k]), expected[k])
         return mismatches
@@ -101,3 +102,12 @@ def test_detector_and_analyzer_shared_by_threads(photos):
     analyzer = fastface.FaceAnalyzer(detector, tiny_embedder())
     analyzed = hammer(analyzer.analyze, photos)
     assert all(f.embedding is not None for faces in analyzed for f in faces)
+
+
+def test_liveness_shared_by_threads():
+    # Two networks per call (milliseconds each): a twentieth of the calls.
+    rng = np.random.default_rng(3)
+    inputs = [(rng.integers(0, 256, (96, 120, 3), dtype=np.uint8), [x, 20, x + 40, 70]) for x in (5, 30, 60, 90)]
+    live = fastface.Liveness(threads=1)
+    expected = hammer(lambda item: live.score(*item), inputs, calls=max(5, CALLS // 20))
+    assert len(set(expected)) == len(inputs) and all(0.0 <= s <= 1.0 for s in expected)

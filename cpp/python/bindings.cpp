@@ -575,6 +575,70 @@ PYBIND11_MODULE(_core, m) {
         }, py::arg("image"), py::arg("order"), py::arg("x1"), py::arg("y1"), py::arg("x2"), py::arg("y2"),
            "(num_parts, 2) float64 landmarks, unrounded; dlib returns floor(v + 0.5) of them.");
 
+    // Liveness (issue 20): minivision's MiniFASNet pair on scaled face crops.
+    m.def("liveness_region", [](int width, int height, std::array<float, 4> box, double scale) {
+        Face face;
+        face.x1 = box[0], face.y1 = box[1], face.x2 = box[2], face.y2 = box[3];
+        const PixelRect r = liveness_region(width, height, face, scale);
+        return py::make_tuple(r.left, r.top, r.right, r.bottom);
+    }, py::arg("width"), py::arg("height"), py::arg("box"), py::arg("scale"),
+       "Inclusive (left, top, right, bottom) of the region a liveness model of this crop scale sees.");
+    m.def("liveness_input", [](const py::array& image, const std::string& order, std::array<int, 4> region, int size) {
+        const ImageView view = image_view(image, order);
+        if (size <= 0 || size > 4096) throw Error(ErrorCode::InvalidArgument, "size must be 1..4096");
+        py::array_t<float> out({3, size, size});
+        float* base = out.mutable_data();
+        float* planes[3] = {base, base + size * size, base + 2 * size * size};
+        const PixelRect r{region[0], region[1], region[2], region[3]};
+        py::gil_scoped_release release;
+        liveness_input(view, r, size, InputNorm{PixelFormat::BGR, {0, 0, 0}, {1, 1, 1}}, planes);
+        return out;
+    }, py::arg("image"), py::arg("order"), py::arg("region"), py::arg("size"),
+       "The (3, size, size) raw BGR network input cut from the inclusive region.");
+    py::class_<Liveness>(m, "Liveness", "Liveness models (see fastface.Liveness for the friendly API).")
+        .def(py::init([](const std::vector<std::string>& params, const std::vector<std::string>& bins,
+                         const std::vector<py::dict>& cards, float threshold, int threads,
+                         std::optional<std::array<double, 4>> box_map) {
+                 std::vector<LivenessCard> parsed;
+                 for (const py::dict& d : cards) {
+                     LivenessCard card;
+                     card.input = d["input"].cast<std::string>();
+                     card.output = d["output"].cast<std::string>();
+                     card.size = d["size"].cast<int>();
+                     card.crop_scale = d["crop_scale"].cast<double>();
+                     card.norm = input_norm(d["channel_order"].cast<std::string>(), d["mean"].cast<std::array<float, 3>>(),
+                                            d["scale"].cast<std::array<float, 3>>());
+                     card.classes = d["classes"].cast<int>();
+                     card.real_class = d["real_class"].cast<int>();
+                     parsed.push_back(card);
+                 }
+                 const LivenessBoxMap map = box_map ? LivenessBoxMap{(*box_map)[0], (*box_map)[1], (*box_map)[2],
+                                                                     (*box_map)[3]}
+                                                    : kYuNetBoxMap;
+                 py::gil_scoped_release release;
+                 return Liveness::from_files(params, bins, parsed, threshold, EmbedderOptions{threads, false}, map);
+             }),
+             py::arg("params"), py::arg("bins"), py::arg("cards"), py::arg("threshold"), py::arg("threads"),
+             py::arg("box_map") = py::none(), "box_map (dx, dy, sw, sh); None: the core's map for YuNet boxes.")
+        .def_property_readonly("threshold", &Liveness::threshold)
+        .def_property_readonly("box_map", [](const Liveness& self) {
+            const LivenessBoxMap& m = self.box_map();
+            return py::make_tuple(m.dx, m.dy, m.sw, m.sh);
+        })
+        .def("score", [](const Liveness& self, const py::array& image, const std::string& order,
+                         std::array<float, 4> box) {
+            const ImageView view = image_view(image, order);
+            Face face;
+            face.x1 = box[0], face.y1 = box[1], face.x2 = box[2], face.y2 = box[3];
+            std::vector<float> per_model;
+            float score;
+            {
+                py::gil_scoped_release release;
+                score = self.score(view, face, &per_model);
+            }
+            return py::make_tuple(score, per_model);
+        }, py::arg("image"), py::arg("order"), py::arg("box"), "(probability real, per-model probabilities).");
+
     // Video (issue 13): the tracker behind fastface.Stream.
     m.def("face_quality", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& box,
                              const py::array_t<float, py::array::c_style | py::array::forcecast>& landmarks,

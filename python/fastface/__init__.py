@@ -16,12 +16,14 @@ from .detect import Detector, Face
 from .embed import Embedder, load_card
 from .gallery import Gallery, GalleryError
 from .landmarks import ShapePredictor
+from .liveness import Liveness
 from .match import cosine, search
 from .stream import Event, FrameResult, Stream, StreamStats, TrackState, face_quality
 
 __all__ = ["ARCFACE_TEMPLATE", "Detector", "Embedder", "Face", "FaceAnalyzer", "Gallery", "GalleryError", "ModelError",
            "align", "cosine", "estimate_similarity", "load_card", "search"]
 __all__ += ["ShapePredictor"]
+__all__ += ["Liveness"]
 __all__ += ["Event", "FrameResult", "Stream", "StreamStats", "TrackState", "face_quality"]
 __version__ = "0.1.0"
 _moved.install()

@@ -41,6 +41,7 @@ class Face:
     embedding: Optional[np.ndarray] = field(default=None, repr=False)
     alignment: Optional[str] = None
     alignment_note: Optional[str] = None
+    liveness: Optional[float] = None      # probability of a live face (FaceAnalyzer(liveness=True))
 
 
 #: The bundled detector ``Detector()`` loads: YuNet (Apache-2.0) from models/, see models/README.md.

@@ -23,8 +23,11 @@ from ._checks import as_image, check_order
 from .analyze import FaceAnalyzer
 from .detect import Detector, Face
 from .embed import DEFAULT_THRESHOLD, Embedder
+from .liveness import Liveness
 
-STAGES = ("read", "detect", "track", "embed", "identify")
+STAGES = ("read", "detect", "track", "embed", "identify", "liveness")
+#: Good views (detection frames at min_quality or better) whose mean liveness decides a track.
+LIVENESS_VIEWS = 3
 
 
 def face_quality(face: Face, full_quality_size: float = 80.0) -> float:
@@ -40,8 +43,10 @@ class Event:
     """Something that happened to a track, or the end of the stream.
 
     ``kind``: "started", "identified" (``name``, ``score``), "identity_changed" (``previous`` ->
-    ``name``; None = no longer recognized), "lost" (``name`` = its last one) or "end" (``info``:
+    ``name``; None = no longer recognized), "lost" (``name`` = its last one), "spoof" (a Stream
+    with liveness judged the track a photo or screen; it is never identified) or "end" (``info``:
     ``reason`` — "eof", "stopped", "closed", "error" or "timeout" — ``error`` and the final ``stats``).
+    ``liveness``: with liveness on, the track's mean liveness over its views so far (None before any).
     """
     kind: str
     frame: int
@@ -52,6 +57,7 @@ class Event:
     previous: Optional[str] = None
     bbox: Optional[np.ndarray] = field(default=None, repr=False)
     info: dict = field(default_factory=dict, repr=False)
+    liveness: Optional[float] = None
 
     def to_dict(self) -> dict:
         """JSON-ready: None fields left out, boxes rounded to 0.1 px."""
@@ -63,6 +69,8 @@ class Event:
             out["score"] = round(float(self.score), 4)
         if self.bbox is not None:
             out["bbox"] = [round(float(v), 1) for v in self.bbox]
+        if self.liveness is not None:
+            out["liveness"] = round(float(self.liveness), 4)
         out.update(self.info)
         return out
 
@@ -80,6 +88,8 @@ class TrackState:
     embeddings: int
     name: Optional[str]              # None until identified
     score: float
+    liveness: Optional[float] = None  # mean over its scored views (Stream(liveness=...)), None before any
+    live: Optional[bool] = None       # the track's decision: None until LIVENESS_VIEWS views agree on one
 
 
 @dataclass
@@ -314,6 +324,15 @@ class Stream:
     ``read_timeout`` seconds without a frame end a live stream. Other sources are read in the
     caller's thread, every frame processed.
 
+    ``liveness`` (True, or a :class:`fastface.Liveness`; default: the analyzer's, else off)
+    scores each track on its good views — detection frames where it was detected with
+    ``face_quality`` >= ``min_quality`` — and decides per track once ``LIVENESS_VIEWS`` (3) views
+    are in: live when their mean reaches the threshold, else spoof. One frame can be fooled by
+    blur, glare or a half-turned head; three views from different frames must agree on average,
+    and the decision is final for the track (scoring stops), so an attack cannot wait for one
+    lucky frame. Until a track is judged live it is not identified; a spoof gets a "spoof" event
+    and is never identified.
+
     Iterate the Stream (or ``events()``) for Events, ``frames()`` for one ``FrameResult`` per
     processed frame, or call ``run()``; ``on_event`` is called with every event as well. The
     stream always ends with "lost" for every open track and one "end" event — at the end of the
@@ -328,13 +347,15 @@ class Stream:
                  max_missed: int = 15, iou_threshold: float = 0.3, min_quality: float = 0.2,
                  reembed_gain: float = 0.15, max_embeddings: int = 5, full_quality_size: float = 80.0,
                  live: Optional[bool] = None, read_timeout: float = 10.0, channel_order: str = "BGR",
-                 on_event: Optional[Callable[[Event], None]] = None):
+                 on_event: Optional[Callable[[Event], None]] = None, liveness=None):
         if analyzer is not None:
             if not isinstance(analyzer, FaceAnalyzer):
                 raise TypeError(f"analyzer must be a fastface.FaceAnalyzer, got {type(analyzer).__name__}")
             if detector is not None or embedder is not None:
                 raise ValueError("give either analyzer or detector/embedder, not both")
             detector, embedder = analyzer.detector, analyzer.embedder
+            if liveness is None:
+                liveness = analyzer.liveness
         if not isinstance(detector, Detector):
             raise TypeError("Stream needs a fastface.Detector (detector=) or a FaceAnalyzer")
         if embedder is not None and not isinstance(embedder, Embedder):
@@ -371,11 +392,22 @@ class Stream:
             raise ValueError(f"live must be True, False or None, got {live!r}")
         if on_event is not None and not callable(on_event):
             raise TypeError("on_event must be callable")
+        if liveness is True:
+            liveness = Liveness()
+        elif liveness is False:
+            liveness = None
+        if liveness is not None and not isinstance(liveness, Liveness):
+            raise TypeError(f"liveness must be True, False or a fastface.Liveness, got {liveness!r}")
         # The core checks the tracker's ranges (ValueError) before the source is touched.
         self._tracker = _core.Tracker(iou_threshold=float(iou_threshold), max_missed=int(max_missed),
                                       full_quality_size=float(full_quality_size), min_quality=float(min_quality),
                                       reembed_gain=float(reembed_gain), max_embeddings=int(max_embeddings))
         self.detector, self.embedder, self.gallery = detector, embedder, gallery
+        self.liveness = liveness
+        self._min_quality = float(min_quality)
+        self._views: dict[int, list[float]] = {}      # track id -> liveness of its scored views
+        self._decided: dict[int, bool] = {}           # track id -> live (True) or spoof (False)
+        self._aggregates: dict[int, np.ndarray] = {}  # track id -> embedding held until judged live
         self.threshold = float(threshold)
         self.detect_every, self.detect_scale = int(detect_every), float(detect_scale)
         self.read_timeout = float(read_timeout)
@@ -478,7 +510,7 @@ class Stream:
     @property
     def tracks(self) -> list[TrackState]:
         """The faces tracked on the latest processed frame."""
-        return [_track_state(t) for t in self._tracker.tracks()]
+        return [self._track_state(t) for t in self._tracker.tracks()]
 
     # -- internals --------------------------------------------------------------------------
 
@@ -496,6 +528,7 @@ class Stream:
         stats, seconds, tracker = self._stats, self._seconds, self._tracker
         detect = stats.frames_processed % self.detect_every == 0
         stats.frames_processed += 1
+        judged: list[int] = []
         self._last_index = index
         if detect:
             started = time.monotonic()
@@ -506,14 +539,22 @@ class Stream:
             tracker.update(index, boxes, scores, landmarks)
             seconds["detect"] += tracked - started
             seconds["track"] += time.monotonic() - tracked
+            if self.liveness is not None:
+                judged = self._judge_liveness(image)
             if self.embedder is not None:
                 self._embed_and_identify(image)
+            for track_id in judged:  # now live: name it from the embedding held back
+                held = self._aggregates.pop(track_id, None)
+                if self._decided[track_id] and held is not None:
+                    self._identify(track_id, held)
         else:
             started = time.monotonic()
             tracker.predict(index)
             seconds["track"] += time.monotonic() - started
-        tracks = [_track_state(t) for t in tracker.tracks()]
-        return FrameResult(index, image, tracks, self._emit(tracker.take_events(), tracks), detect)
+        tracks = [self._track_state(t) for t in tracker.tracks()]
+        events = tracker.take_events()
+        spoofs = [("spoof", i, index, "", "", 0.0) for i in judged if not self._decided[i]]
+        return FrameResult(index, image, tracks, self._emit(events + spoofs, tracks), detect)
 
     def _detect(self, image: np.ndarray):
         if self.detect_scale >= 1.0:
@@ -540,13 +581,49 @@ class Stream:
             face = Face(track["bbox"], 0.0, track["landmarks"])
             aggregate = tracker.add_embedding(track_id, self.embedder.embed_face(image, face, self._order))
             self._stats.embeddings += 1
-            identified = time.monotonic()
-            seconds["embed"] += identified - started
-            if self.gallery is not None:
-                best = self.gallery.search(aggregate, k=1)
-                name, score = best[0] if best else ("", -1.0)
-                tracker.set_identity(track_id, name if score >= self.threshold else "", float(score))
-            seconds["identify"] += time.monotonic() - identified
+            seconds["embed"] += time.monotonic() - started
+            if self.liveness is not None and not self._decided.get(track_id, False):
+                if track_id not in self._decided:  # pending: identified once judged live
+                    self._aggregates[track_id] = aggregate
+                continue
+            self._aggregates.pop(track_id, None)
+            self._identify(track_id, aggregate)
+
+    def _identify(self, track_id: int, aggregate: np.ndarray) -> None:
+        started = time.monotonic()
+        if self.gallery is not None:
+            best = self.gallery.search(aggregate, k=1)
+            name, score = best[0] if best else ("", -1.0)
+            self._tracker.set_identity(track_id, name if score >= self.threshold else "", float(score))
+        self._seconds["identify"] += time.monotonic() - started
+
+    def _judge_liveness(self, image: np.ndarray) -> list[int]:
+        """Scores the undecided tracks detected on this frame at good quality; returns the ids
+        decided now."""
+        started = time.monotonic()
+        decided = []
+        for t in self._tracker.tracks():
+            track_id = t["id"]
+            if track_id in self._decided or not t["detected"] or t["missed"] or t["quality"] < self._min_quality:
+                continue
+            try:
+                score = self.liveness.score(image, t["bbox"], self._order)
+            except ValueError:  # under 8 px or off the frame: not a view to judge from
+                continue
+            views = self._views.setdefault(track_id, [])
+            views.append(score)
+            if len(views) >= LIVENESS_VIEWS:
+                self._decided[track_id] = float(np.mean(views)) >= self.liveness.threshold
+                decided.append(track_id)
+        self._seconds["liveness"] += time.monotonic() - started
+        return decided
+
+    def _track_state(self, t: dict) -> TrackState:
+        state = _track_state(t)
+        views = self._views.get(state.id)
+        state.liveness = float(np.mean(views)) if views else None
+        state.live = self._decided.get(state.id)
+        return state
 
     def _emit(self, raw_events, tracks: list[TrackState]) -> list[Event]:
         boxes = {t.id: t.bbox for t in tracks}
@@ -555,8 +632,13 @@ class Stream:
         for kind, track_id, frame, name, previous, score in raw_events:
             # A score belongs to a gallery match: identified, changed, or the name a track was lost with.
             scored = kind in ("identified", "identity_changed") or (kind == "lost" and name)
+            views = self._views.get(int(track_id))
             events.append(Event(kind, int(frame), now, int(track_id), name or None, float(score) if scored else None,
-                                previous or None, boxes.get(track_id)))
+                                previous or None, boxes.get(track_id),
+                                liveness=float(np.mean(views)) if views else None))
+            if kind == "lost":
+                for held in (self._views, self._decided, self._aggregates):
+                    held.pop(int(track_id), None)
         if self._on_event is not None:
             for event in events:
                 self._on_event(event)

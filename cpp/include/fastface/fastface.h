@@ -7,6 +7,7 @@
 #include "fastface/error.h"
 #include "fastface/gallery_index.h"
 #include "fastface/image.h"
+#include "fastface/liveness.h"
 #include "fastface/match.h"
 #include "fastface/model_check.h"
 #include "fastface/shape_predictor.h"

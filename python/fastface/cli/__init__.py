@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "identify": ("fastface.cli.identify", "name the faces in a photo from a gallery"),
     "watch": ("fastface.cli.watch", "track and name faces in a camera or video: events, fps, per-stage ms"),
     "gallery": ("fastface.cli.gallery", "list (ls), remove (rm NAME) or describe (stats) a gallery's identities"),
+    "liveness": ("fastface.cli.liveness", "is each face in a photo live, or a printed photo / screen? (MiniFASNet)"),
     "models": ("fastface.cli.models", "list, pull, verify and remove known models by name (ncnn on arrival)"),
     "eval": ("fastface.eval.cli", "verification accuracy of a model on a pair list (Table-1 metrics, ROC)"),
     "compare": ("fastface.eval.compare", "metrics, params, MACs, latency and memory for several models"),

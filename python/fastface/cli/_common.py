@@ -35,8 +35,27 @@ def models(args) -> tuple[Detector, Embedder]:
     return detector, Embedder(model, card=args.card, threads=args.threads)
 
 
+def add_liveness_argument(parser) -> None:
+    parser.add_argument("--liveness", action="store_true",
+                        help="also score each face's liveness (bundled MiniFASNet pair) and refuse a match on a "
+                             "spoof (a photo or screen held up to the camera)")
+
+
 def analyzer(args) -> FaceAnalyzer:
-    return FaceAnalyzer(*models(args))
+    live = None
+    if getattr(args, "liveness", False):
+        from ..liveness import Liveness
+
+        live = Liveness(threads=args.threads)
+    return FaceAnalyzer(*models(args), liveness=live or False)
+
+
+def is_live(analyzer: FaceAnalyzer, face) -> bool | None:
+    """Whether a face passed liveness: None when not checked, False for spoofs and for faces too
+    small to judge (a door opens only for a face shown to be live)."""
+    if analyzer.liveness is None:
+        return None
+    return face.liveness is not None and face.liveness >= analyzer.liveness.threshold
 
 
 def threshold(args, embedder: Embedder) -> float:

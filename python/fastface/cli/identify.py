@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .._opencv import import_cv2, read_image
-from ._common import THRESHOLD_HELP, add_model_arguments, analyzer, emit, threshold
+from ._common import THRESHOLD_HELP, add_liveness_argument, add_model_arguments, analyzer, emit, is_live, threshold
 from ._gallery_options import GALLERY_HELP, add_gallery_options, load_gallery
 
 
@@ -12,6 +12,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("-k", type=int, default=3, help="candidates per face (default 3)")
     parser.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
     parser.add_argument("--annotate", help="write the image with boxes, landmarks and names here")
+    add_liveness_argument(parser)
     add_model_arguments(parser)
     add_gallery_options(parser)
 
@@ -27,11 +28,21 @@ def run(args) -> int:
     results, labels, lines = [], [], []
     for face in found:
         match, candidates = gallery.identify(face.embedding, cut, k=args.k)
-        results.append({"bbox": [round(float(v), 1) for v in face.bbox], "score": face.score, "match": match,
-                        "candidates": [{"name": n, "score": s} for n, s in candidates]})
-        labels.append(match or "unknown")
+        result = {"bbox": [round(float(v), 1) for v in face.bbox], "score": face.score, "match": match,
+                  "candidates": [{"name": n, "score": s} for n, s in candidates]}
+        live = is_live(faces, face)
+        note = ""
+        if live is not None:
+            result.update(liveness=face.liveness, live=live)
+            note = f" liveness {face.liveness:.3f}" if face.liveness is not None else " liveness not judged"
+            if not live and match is not None:  # a photo of an enrolled person is not that person
+                result.update(match=None, refused=match)
+                note += f", refused {match}: not a live face"
+                match = None
+        results.append(result)
+        labels.append(match or ("spoof" if live is False else "unknown"))
         lines.append(f"face at {tuple(int(v) for v in face.bbox)}: {match or 'unknown'} "
-                     f"({', '.join(f'{n} {s:.3f}' for n, s in candidates)})")
+                     f"({', '.join(f'{n} {s:.3f}' for n, s in candidates)}){note}")
     if args.annotate:
         _annotate(image, found, labels, args.annotate)
     emit(args, {"faces": results}, "\n".join(lines) if lines else "no face found")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..stream import STAGES, Event, Stream, _cv2
-from ._common import THRESHOLD_HELP, add_model_arguments, models
+from ._common import THRESHOLD_HELP, add_liveness_argument, add_model_arguments, models
 from ._gallery_options import GALLERY_HELP, add_gallery_options, load_gallery
 
 
@@ -35,6 +35,7 @@ def add_arguments(parser) -> None:
                              "--no-live: process every frame (default for files)")
     parser.add_argument("--stats-every", type=float, default=1.0, metavar="SECONDS",
                         help="seconds between status lines (0: none)")
+    add_liveness_argument(parser)
     add_model_arguments(parser)
     add_gallery_options(parser)
 
@@ -44,9 +45,10 @@ def _draw(cv2, image, tracks):
     thickness = max(1, round(max(image.shape[:2]) / 500))
     for track in tracks:
         x1, y1, x2, y2 = (int(round(v)) for v in track.bbox)
-        colour = (0, 200, 0) if track.name else (0, 200, 255)
+        colour = (0, 0, 255) if track.live is False else (0, 200, 0) if track.name else (0, 200, 255)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness if track.detected else 1)
-        label = f"#{track.id} {track.name or '?'}" + (f" {track.score:.2f}" if track.name else "")
+        label = f"#{track.id} {track.name or ('SPOOF' if track.live is False else '?')}" + \
+            (f" {track.score:.2f}" if track.name else "")
         cv2.putText(canvas, label, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness, colour, thickness)
     return canvas
 
@@ -83,6 +85,8 @@ def _event_text(event: Event) -> str:
         return f"{where} identified as {event.name} ({event.score:.3f})"
     if event.kind == "identity_changed":
         return f"{where} changed from {event.previous} to {event.name or 'unknown'} ({event.score:.3f})"
+    if event.kind == "spoof":
+        return f"{where} SPOOF: not a live face (liveness {event.liveness:.3f})"
     if event.kind == "lost":
         return f"{where} lost" + (f" ({event.name})" if event.name else "")
     stats = event.info["stats"]
@@ -121,7 +125,7 @@ def run(args) -> int:
         raise ValueError(f"--stats-every must be >= 0, got {args.stats_every}")
     stream = Stream(args.source, detector=detector, embedder=embedder, gallery=gallery, threshold=args.threshold,
                     detect_every=args.detect_every, detect_scale=args.detect_scale, max_missed=args.max_missed,
-                    live=args.live)
+                    live=args.live, liveness=args.liveness)
     cv2 = _cv2() if args.annotate else None
     out = None
     previous_handler = signal.getsignal(signal.SIGINT)

@@ -30,9 +30,14 @@ SCENE_SIZE = (640, 480)  # width, height of the synthetic scene
 
 
 def bundled_models() -> list[Path]:
-    """The architectures shipped with fastface (models/*.param, made by fastface export)."""
+    """The architectures shipped with fastface (models/*.param, made by fastface export); not
+    the liveness models, which judge faces rather than find or embed them."""
     folder = resources.files("fastface") / "models"
-    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".param")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    params = sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".param"))
+    return [p for p in params if not (p.with_suffix(".json").is_file()
+                                      and json.loads(p.with_suffix(".json").read_text()).get("task") == "liveness")]
 
 
 def add_arguments(parser) -> None:

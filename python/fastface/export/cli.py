@@ -8,6 +8,7 @@ by the parity gate. Exit status: 0 exported, 1 parity gate failed (nothing insta
     fastface export dlib_face_recognition_resnet_model_v1.dat --out out/  # dlib's ResNet (no pnnx/torch)
     fastface export yunet_s_dynamic.onnx --detector yunet --out models/  # detectors (any input size)
     fastface export Resnet50_Final.pth --detector retinaface-torch --backbone resnet50 --out out/
+    fastface export 2.7_80x80_MiniFASNetV2.pth --liveness --images photos/,more/ --out models/  # liveness
 
 torch (and pnnx, onnx, onnxruntime) are imported only when the command runs.
 """
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="export --backbone with seeded random weights instead of a source")
     parser.add_argument("--detector", metavar="KIND", help="export a face detector for this decoder "
                                                            "(yunet, retinaface-torch)")
+    parser.add_argument("--liveness", action="store_true",
+                        help="export a liveness model (minivision's <scale>_80x80_MiniFASNet*.pth); the gate crops "
+                             "faces from --images (photos; several folders comma-separated)")
     parser.add_argument("--fp16", action="store_true", help="store weights as fp16 (gate: cosine >= 0.999)")
     parser.add_argument("--faces", "--images", dest="faces", metavar="DIR",
                         help="images for the parity gate: aligned face crops (resized to the input size) or, "
@@ -110,7 +114,15 @@ def run(args: argparse.Namespace) -> int:
 
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
-        if args.detector:
+        if args.liveness:
+            from .liveness import export_liveness
+
+            if not args.source:
+                raise ValueError("--liveness needs the model file")
+            result = export_liveness(args.source, args.out, args.name,
+                                     photos=args.faces.split(",") if args.faces else None, num_photos=args.num_faces,
+                                     allow_parity_failure=args.allow_parity_failure, optlevel=args.optlevel, log=log)
+        elif args.detector:
             from .detector import export_detector
 
             source, output_names = _detector_source(args)
@@ -144,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     elif log:
         log(str(result.parity))
     written = [str(p) for p in (result.param, result.bin, result.card_path) if p is not None]
-    print(json.dumps({"written": written, "parity_passed": result.parity.passed,
-                      "min_cosine": result.parity.min_cosine if result.parity.min_cosine == result.parity.min_cosine
-                      else None, "seconds": result.seconds}))
+    figure = {"max_softmax_diff": float(result.parity.diffs.max())} if args.liveness else \
+        {"min_cosine": result.parity.min_cosine if result.parity.min_cosine == result.parity.min_cosine else None}
+    print(json.dumps({"written": written, "parity_passed": result.parity.passed, **figure, "seconds": result.seconds}))
     return 0
