@@ -6,6 +6,7 @@ hand-made malformed graph of tests/model_corpus.py, each with the header line th
 """
 import argparse
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -17,14 +18,22 @@ from targets import BIN_MARK, TINY_PARAM, tiny_bin  # noqa: E402
 
 
 def seeds(shared: Path | None) -> list[bytes]:
-    models = ROOT / "models"
-    out = [
-        b"E 150 150 data embedding\n" + (models / "dlib_resnet_v1.param").read_bytes(),
-        b"E 112 112 in0 out0\n" + (models / "mobilefacenet.param").read_bytes(),
-        b"D 0 0 in0 yunet\n" + (models / "yunet_s.param").read_bytes() + BIN_MARK + (models / "yunet_s.bin").read_bytes(),
-        b"E 16 16 data fc\n" + TINY_PARAM.encode() + BIN_MARK + tiny_bin(),
-        b"E 16 16 data fc\n" + TINY_PARAM.encode(),
-    ]
+    out = [b"E 16 16 data fc\n" + TINY_PARAM.encode() + BIN_MARK + tiny_bin(), b"E 16 16 data fc\n" + TINY_PARAM.encode()]
+    # Every bundled model with its card: recognizers and liveness classifiers as an Embedder
+    # (zero weights: the graph is what is fuzzed, not a 11 MB .bin), detectors with weights.
+    for card_path in sorted((ROOT / "models").glob("*.json")):
+        param = card_path.with_suffix(".param")
+        if not param.is_file():
+            continue
+        card = json.loads(card_path.read_text())
+        if card.get("task") == "detection":
+            if card.get("kind") == "yunet" and param.with_suffix(".bin").stat().st_size < 1 << 20:
+                header = f"D 0 0 {card['input']} yunet\n".encode()
+                out.append(header + param.read_bytes() + BIN_MARK + param.with_suffix(".bin").read_bytes())
+            continue
+        size = card.get("size") or card.get("input_size")
+        size = [size, size] if isinstance(size, int) else size
+        out.append(f"E {size[0]} {size[1]} {card['input']} {card['output']}\n".encode() + param.read_bytes())
     for _, (w, h, _c), layers, *_ in MALFORMED + WELL_FORMED:
         out.append(f"E {w} {h} data {last_top(layers)}\n{param_text(layers)}".encode())
     if shared is not None:
