@@ -26,6 +26,7 @@ METHODS = ("kl", "aciq", "percentile")
 #: ACIQ's optimal clip for a Laplace(b) input at 8 bits, in units of b.
 ACIQ_LAPLACE_8BIT = 9.89
 PERCENTILE = 99.99
+KL_EPS = 1e-4
 
 
 @dataclass
@@ -61,8 +62,10 @@ class BlobStats:
 
 def kl_threshold(histogram: np.ndarray, absmax: float) -> float:
     """The |x| threshold minimising KL(P || Q) between the clipped histogram P and its
-    ``LEVELS``-level quantization Q (each level's mass spread over its non-empty bins)."""
+    ``LEVELS``-level quantization Q (each level's mass spread over its non-empty bins); both are
+    smoothed by ``KL_EPS`` so that clipped-away mass costs divergence."""
     hist = np.asarray(histogram, np.float64)
+    hist = hist / max(hist.sum(), 1e-300)
     best, best_bins = np.inf, BINS
     tail = np.cumsum(hist[::-1])[::-1]             # tail[i] = sum(hist[i:])
     for t in range(LEVELS, BINS + 1):
@@ -77,9 +80,9 @@ def kl_threshold(histogram: np.ndarray, absmax: float) -> float:
         mass = np.bincount(level, weights=hist[:t], minlength=LEVELS)
         occupied = np.bincount(level, weights=nonzero, minlength=LEVELS)
         q = np.where(nonzero, mass[level] / np.maximum(occupied[level], 1), 0.0)
-        ps, qs = p / p.sum(), q / max(q.sum(), 1e-30)
-        keep = ps > 0
-        divergence = float(np.sum(ps[keep] * np.log(ps[keep] / np.maximum(qs[keep], 1e-12))))
+        ps, qs = p + KL_EPS, q + KL_EPS
+        ps, qs = ps / ps.sum(), qs / qs.sum()
+        divergence = float(np.sum(ps * np.log(ps / qs)))
         if divergence < best:
             best, best_bins = divergence, t
     return float((best_bins + 0.5) * absmax / BINS)
@@ -130,8 +133,9 @@ def collect(param, weights, input_name: str, inputs: Callable[[], Iterable[np.nd
     for tensor in inputs():
         for name, x in run_blobs(net, input_name, tensor, stats).items():
             s = stats[name]
-            if s.absmax > 0:
-                s.histogram += np.bincount(np.minimum((np.abs(x) / s.absmax * BINS).astype(np.int64), BINS - 1),
+            nonzero = np.abs(x[x != 0])  # exact zeros (ReLU's half) quantize exactly: not in the histogram
+            if s.absmax > 0 and nonzero.size:
+                s.histogram += np.bincount(np.minimum((nonzero / s.absmax * BINS).astype(np.int64), BINS - 1),
                                            minlength=BINS)
             s.deviation += float(np.abs(x - s.mean).sum(dtype=np.float64))
     return stats
