@@ -59,14 +59,10 @@ class QuantizeResult:
 
 def int8_paths(param) -> tuple[Path, Path, Path]:
     """Where the int8 variant of ``model.param`` lives: ``model.int8.param/.bin/.json``."""
-    param = Path(param)
-    stem = param.with_suffix("")
-    return (stem.with_name(stem.name + ".int8.param"), stem.with_name(stem.name + ".int8.bin"),
-            stem.with_name(stem.name + ".int8.json"))
+    from ..._variants import int8_param
 
-
-def _first_last(model: nf.Model, candidates: Sequence[nf.Layer]) -> tuple[str, str]:
-    return candidates[0].name, candidates[-1].name
+    out = int8_param(param)
+    return out, out.with_suffix(".bin"), out.with_suffix(".json")
 
 
 def plan(model: nf.Model, floats: dict[str, nf.FloatLayer], stats: dict[str, calibrate.BlobStats], method: str,
@@ -208,8 +204,8 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
     say(f"collecting activation statistics of {len(set(blobs))} blobs over {len(calib)} inputs")
     stats = calibrate.collect(param, bin_path, input_name, inputs, blobs)
 
-    ordered = [fl.layer for fl in floats.values()]
-    first, last = _first_last(model, ordered)
+    ordered = [fl.layer.name for fl in floats.values()]
+    first, last = ordered[0], ordered[-1]
     keep_options = [set(), {first}, {first, last}]
     candidates = []
     best = None
