@@ -150,10 +150,6 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
         raise (AlreadyQuantized if "already" in str(exc) else ExportError)(f"{param}: {exc}") from None
     if not floats:
         raise ExportError(f"{param} has no Convolution, ConvolutionDepthWise or InnerProduct layer to quantize")
-    unquantizable = _unquantizable(model)
-    if unquantizable:
-        say("staying float (type not quantizable): " + ", ".join(f"{u['layer']} ({u['type']})" for u in unquantizable))
-
     out_param, out_bin, out_card = int8_paths(out if out is not None else param)
     if out is not None and Path(out).suffix != ".param":
         out_param, out_bin, out_card = int8_paths(Path(out) / param.name)
@@ -200,6 +196,13 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
         input_name, protected = str(settings["input"]), set(settings["outputs"])
         fp32 = Detector(param, card=card_dict, threads=threads)
 
+    model, floats, folded = nf.fold_batchnorm(model, floats, protected)
+    if folded:
+        say(f"folded {len(folded)} BatchNorm layers into the layers before them")
+    unquantizable = _unquantizable(model)
+    if unquantizable:
+        say("staying float (type not quantizable): " + ", ".join(f"{u['layer']} ({u['type']})" for u in unquantizable))
+    folded_floats = {name: floats[name] for name in folded}
     blobs = [fl.layer.bottoms[0] for fl in floats.values()]
     say(f"collecting activation statistics of {len(set(blobs))} blobs over {len(calib)} inputs")
     stats = calibrate.collect(param, bin_path, input_name, inputs, blobs)
@@ -211,31 +214,48 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
     best = None
     with tempfile.TemporaryDirectory(prefix="fastface-int8-") as tmp:
         trial_param, trial_bin = Path(tmp) / "trial.param", Path(tmp) / "trial.bin"
+
+        def trial(method, keep, record=True):
+            layers = plan(model, floats, stats, method, keep, protected, requantize)
+            nf.write_int8(model, layers, trial_param, trial_bin, folded_floats)
+            if task == "recognition":
+                figures = recognizer_figures(fp32, Embedder(trial_param, card=card_dict, threads=threads), held)
+                rank = figures["cosine_mean"]
+            else:
+                figures = detector_figures(fp32, Detector(trial_param, card=card_dict, threads=threads), held)
+                rank = figures["iou_mean"] - figures["missed"] - figures["extra"]
+            if record:
+                candidates.append({"method": method, "float": sorted(keep), **figures})
+                say(f"  {method:<10} float={sorted(keep) or '-'}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+            return (figures["passed"], -len(keep), rank), layers, figures
+
         for keep in keep_options:
             for method in methods:
-                layers = plan(model, floats, stats, method, keep, protected, requantize)
-                nf.write_int8(model, layers, trial_param, trial_bin)
-                if task == "recognition":
-                    int8 = Embedder(trial_param, card=card_dict, threads=threads)
-                    figures = recognizer_figures(fp32, int8, held)
-                    rank = figures["cosine_mean"]
-                else:
-                    int8 = Detector(trial_param, card=card_dict, threads=threads)
-                    figures = detector_figures(fp32, int8, held)
-                    rank = figures["iou_mean"] - figures["missed"] - figures["extra"]
-                entry = {"method": method, "float": sorted(keep), **figures}
-                candidates.append(entry)
-                say(f"  {method:<10} float={sorted(keep) or '-'}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
-                key = (figures["passed"], -len(keep), rank)
+                key, layers, figures = trial(method, keep)
                 if best is None or key > best[0]:
                     best = (key, method, keep, layers, figures)
             if best[0][0]:
                 break  # the fewest float layers that pass
+        if not best[0][0] and len(ordered) > 3:
+            # Per-layer sensitivity: the drop when only that layer is int8; then keep the most
+            # sensitive layers float, doubling their number, until the gate passes (at most half).
+            method = max(candidates[:len(methods)], key=lambda c: c.get("cosine_mean", c.get("iou_mean", 0)))["method"]
+            say(f"no candidate passed; measuring each layer's sensitivity ({method})")
+            sensitivity = {name: trial(method, set(ordered) - {name}, record=False)[0][2] for name in ordered}
+            worst = sorted(ordered, key=lambda name: sensitivity[name])
+            count = 1
+            while count <= len(ordered) // 2:
+                keep = set(worst[:count])
+                key, layers, figures = trial(method, keep)
+                if key[0]:
+                    best = (key, method, keep, layers, figures)
+                    break
+                count *= 2
         _, method, keep, layers, figures = best
         gate = dict(figures)
         gate["heldout"] = len(held)
         if task == "recognition" and pairs:
-            nf.write_int8(model, layers, trial_param, trial_bin)
+            nf.write_int8(model, layers, trial_param, trial_bin, folded_floats)
             int8 = Embedder(trial_param, card=card_dict, threads=threads)
             acc = pair_accuracy(fp32, int8, pairs, pair_images, threads=threads, log=say)
             gate["pairs"] = acc
@@ -244,7 +264,7 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
             gate["passed"] = bool(gate["passed"] and ok)
     passed = bool(gate["passed"])
     float_layers = unquantizable + [{"layer": name, "type": floats[name].layer.type,
-                                     "reason": "kept float by the gate (first/last layer)"} for name in sorted(keep)]
+                                     "reason": "kept float: the gate failed with it in int8 (first/last layer, or most sensitive)"} for name in sorted(keep)]
     result = QuantizeResult(out_param, out_bin, out_card, passed, False, method, float_layers, len(layers), gate,
                             candidates)
     if not passed and not force:
@@ -252,7 +272,7 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
         return result
     out_param.parent.mkdir(parents=True, exist_ok=True)
     tmp_param, tmp_bin = out_param.with_name(out_param.name + ".tmp"), out_bin.with_name(out_bin.name + ".tmp")
-    nf.write_int8(model, layers, tmp_param, tmp_bin)
+    nf.write_int8(model, layers, tmp_param, tmp_bin, folded_floats)
     new_card = dict(card_dict)
     new_card.update({
         "name": f"{card_dict.get('name', param.stem)}.int8",
@@ -266,6 +286,7 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
                             "kind": "aligned faces" if task == "recognition" else "whole photos at run size"},
             "int8_layers": len(layers),
             "requantized_layers": sum(q.output_scale is not None for q in layers.values()),
+            "folded_batchnorm": sorted(folded.values()),
             "float_layers": float_layers,
             "gate": gate,
             "gate_rule": RECOGNIZER_GATE if task == "recognition" else DETECTOR_GATE,

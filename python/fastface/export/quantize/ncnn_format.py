@@ -292,15 +292,69 @@ class QuantizedLayer:
         return b"".join(parts)
 
 
-def write_int8(model: Model, quantized: dict[str, QuantizedLayer], param_path, bin_path) -> None:
-    """Write the model with ``quantized`` (by layer name) in int8 and everything else as it was."""
+def float_bytes(fl: FloatLayer) -> bytes:
+    """A float layer's weights as ncnn reads them: tag 0, float32 weights, raw float32 bias."""
+    parts = [struct.pack("<I", 0), fl.weight.astype("<f4").tobytes()]
+    if fl.bias is not None:
+        parts.append(fl.bias.astype("<f4").tobytes())
+    return b"".join(parts)
+
+
+def fold_batchnorm(model: Model, floats: dict[str, FloatLayer], protected: set[str]):
+    """Fold every BatchNorm that is the only consumer of a Convolution, depthwise convolution
+    (one output per group) or InnerProduct into it, as ncnnoptimize does: an int8 layer then
+    feeds the next layer directly instead of through a float BatchNorm pass. Returns the new
+    model, its float layers (folded ones recomputed) and {layer name: folded BatchNorm name}."""
+    floats = dict(floats)
+    layers = [Layer(x.type, x.name, list(x.bottoms), list(x.tops), list(x.params), x.span) for x in model.layers]
+    by_name = {layer.name: layer for layer in layers}
+    removed = {}
+    for layer in list(layers):
+        fl = floats.get(layer.name)
+        if fl is None or len(layer.tops) != 1 or layer.tops[0] in protected:
+            continue
+        if layer.type == "ConvolutionDepthWise" and fl.groups != int(layer.param(0, 0)):
+            continue
+        users = [x for x in layers if layer.tops[0] in x.bottoms]
+        if len(users) != 1 or users[0].type != "BatchNorm" or users[0].param(0, 0) != fl.weight.shape[0]:
+            continue
+        bn = users[0]
+        channels = int(bn.param(0, 0))
+        if bn.span[1] - bn.span[0] != 16 * channels:
+            continue
+        slope, mean, var, beta = np.frombuffer(model.weights, "<f4", 4 * channels, bn.span[0]).reshape(4, channels)
+        sqrt_var = np.sqrt(var.astype(np.float64) + float(bn.param(1, 0.0)))
+        sqrt_var[sqrt_var == 0] = 1e-4  # as ncnn's BatchNorm
+        b = slope / sqrt_var
+        a = beta - slope * mean / sqrt_var
+        bias = fl.bias if fl.bias is not None else np.zeros(channels, np.float32)
+        new = Layer(layer.type, layer.name, layer.bottoms, list(bn.tops), list(layer.params), layer.span)
+        new.set_param(1 if layer.type == "InnerProduct" else 5, 1)
+        floats[layer.name] = FloatLayer(new, (fl.weight * b[:, None]).astype(np.float32),
+                                        (bias * b + a).astype(np.float32), fl.groups)
+        layers[layers.index(by_name[layer.name])] = new
+        by_name[layer.name] = new
+        layers.remove(bn)
+        removed[layer.name] = bn.name
+    blobs = {b for layer in layers for b in layer.bottoms + layer.tops}
+    folded = Model(model.magic, layers, len(blobs), model.weights, list(model.notes))
+    return folded, floats, removed
+
+
+def write_int8(model: Model, quantized: dict[str, QuantizedLayer], param_path, bin_path,
+               floats: dict[str, FloatLayer] | None = None) -> None:
+    """Write the model with ``quantized`` (by layer name) in int8, ``floats`` (layers whose
+    weights changed, e.g. by BatchNorm folding) in float32 and everything else as it was."""
+    floats = floats or {}
     chunks = []
     for layer in model.layers:
         q = quantized.get(layer.name)
-        if q is None:
+        if q is not None:
+            chunks.append(q.bin_bytes())
+        elif layer.name in floats:
+            chunks.append(float_bytes(floats[layer.name]))
+        else:
             chunks.append(model.weights[layer.span[0]:layer.span[1]])
-            continue
-        chunks.append(q.bin_bytes())
     out = Model(model.magic, [Layer(x.type, x.name, list(x.bottoms), list(x.tops), list(x.params))
                               for x in model.layers], model.blob_count)
     for layer in out.layers:
