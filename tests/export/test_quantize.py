@@ -156,7 +156,9 @@ def test_ncnn_python_runs_the_int8_model_like_the_core(dlib_int8):
     ex.input("data", ncnn.Mat(normalized(crop, "RGB", card["mean"], card["scale"])))
     out = np.array(ex.extract("embedding")[1]).ravel()
     core = fastface.Embedder(result.param).embed(crop[None], normalize=False)[0]
-    assert np.allclose(out, core, rtol=1e-4, atol=1e-4)
+    # not bit-equal: the core normalizes the input in its own fused pass, and a last-bit
+    # difference there flips an int8 rounding now and then
+    assert float(np.dot(out, core) / np.linalg.norm(out) / np.linalg.norm(core)) > 0.999
 
 
 @needs_faces
@@ -172,14 +174,39 @@ def test_already_int8_is_refused(dlib_int8):
 def test_a_failing_gate_writes_nothing_unless_forced(tmp_path, monkeypatch):
     param = _copy_model("dlib_resnet_v1", tmp_path)
     monkeypatch.setitem(gate_module.RECOGNIZER_GATE, "min_cosine_mean", 1.01)
-    result = quantize(param, DEEPFACE, methods=["percentile"], min_faces=10)
+    result = quantize(param, DEEPFACE, methods=["percentile"], min_faces=10, search=False)
     assert not result.passed and not result.written
     assert not any(p.exists() for p in int8_paths(param))
     assert [c["float"] for c in result.candidates] == [[], [result.candidates[1]["float"][0]],
                                                        result.candidates[2]["float"]]
-    forced = quantize(param, DEEPFACE, methods=["percentile"], min_faces=10, force=True)
+    forced = quantize(param, DEEPFACE, methods=["percentile"], min_faces=10, force=True, search=False)
     card = json.loads(forced.card_path.read_text())
     assert forced.written and not card["quantization"]["passed"] and card["quantization"]["forced"]
+
+
+@needs_faces
+def test_sensitivity_search_keeps_the_sensitive_layer_float(tmp_path, monkeypatch):
+    import tempfile
+
+    import fastface.export.quantize as q
+
+    param = _copy_model("dlib_resnet_v1", tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", lambda **kw: __import__("contextlib").nullcontext(str(work)))
+
+    def figures(fp32, int8, held):
+        # a stand-in gate: the model fails while convolution5 is int8, and loses a little per int8 layer
+        layers = nf.parse_param((work / "trial.param").read_text()).layers
+        int8 = {layer.name for layer in layers if layer.param(8, 0)}
+        mean = 0.999 - 0.05 * ("convolution5" in int8) - 0.0001 * len(int8)
+        return {"faces": len(held), "cosine_mean": mean, "cosine_worst": mean, "passed": mean >= 0.99}
+
+    monkeypatch.setattr(q, "recognizer_figures", figures)
+    result = quantize(param, DEEPFACE, methods=["percentile"], min_faces=10)
+    assert result.passed and result.written
+    assert [f["layer"] for f in result.float_layers] == ["convolution5"] and result.int8_layers == 29
+    assert [c["float"] for c in result.candidates][-1] == ["convolution5"]
 
 
 @needs_faces
@@ -205,22 +232,44 @@ def test_bad_calibration_folders(tmp_path):
 @needs_faces
 def test_layers_without_int8_kernels_stay_float_and_are_listed(tmp_path):
     result = quantize(MOBILEFACENET / "mobilefacenet.param", DEEPFACE, card=MOBILEFACENET_CARD, out=tmp_path,
-                      methods=["kl"], min_faces=10, task="recognition", force=True)
+                      methods=["aciq"], min_faces=10, task="recognition", force=True, search=False)
     kinds = {f["type"] for f in result.float_layers}
-    assert {"BatchNorm", "PReLU"} <= kinds
+    assert kinds >= {"PReLU"} and "BatchNorm" not in kinds       # BatchNorm folded, PReLU has no int8 kernel
+    card = json.loads(result.card_path.read_text())
+    assert len(card["quantization"]["folded_batchnorm"]) == 50
+    layers = nf.parse_param(result.param.read_text()).layers
+    assert not any(layer.type == "BatchNorm" for layer in layers)
     assert result.int8_layers >= 40 and result.param.parent == tmp_path
     assert result.gate["cosine_mean"] > 0.9
 
 
-@needs_faces
-def test_detector_int8_gate(tmp_path):
-    param = _copy_model("yunet_s", tmp_path)
-    result = quantize(param, DEEPFACE, methods=["kl"], min_faces=10, force=True)
-    assert result.written and result.int8_layers == 53
-    assert result.gate["faces_fp32"] > 0 and result.gate["iou_mean"] > 0.85
-    detector = fastface.Detector(param, precision="int8")
-    assert detector.param == result.param
-    assert detector.detect(cv2.imread(str(DEEPFACE / "img1.jpg")))
+def test_batchnorm_folding_keeps_the_float_model():
+    ncnn = pytest.importorskip("ncnn")
+    rng = np.random.default_rng(3)
+    weight = rng.normal(size=(4, 2 * 3 * 3)).astype(np.float32)
+    slope, mean, var, beta = rng.uniform(0.5, 2, (4, 4)).astype(np.float32)
+    text = ("7767517\n3 3\nInput in 0 1 data 0=6 1=6 2=2\n"
+            "Convolution conv 1 1 data c 0=4 1=3 5=0 6=72\nBatchNorm bn 1 1 c out 0=4 1=0.001\n")
+    weights = struct.pack("<I", 0) + weight.tobytes() + np.concatenate([slope, mean, var, beta]).tobytes()
+    model = nf.parse_param(text)
+    model.weights = weights
+    nf.measure_spans(model, weights)
+    floats = {"conv": nf.float_weights(model, model.layers[1])}
+    folded, new_floats, names = nf.fold_batchnorm(model, floats, {"out"})
+    assert names == {"conv": "bn"} and [layer.type for layer in folded.layers] == ["Input", "Convolution"]
+    assert folded.layers[1].tops == ["out"] and folded.layers[1].param(5) == 1 and folded.blob_count == 2
+    x = rng.normal(size=(2, 6, 6)).astype(np.float32)
+
+    def run(param_text, blob):
+        net = ncnn.Net()
+        net.load_param_mem(param_text)
+        net.load_model_mem(blob)
+        ex = net.create_extractor()
+        ex.input("data", ncnn.Mat(x))
+        return np.array(ex.extract("out")[1])
+
+    bin_bytes = b"".join(nf.float_bytes(new_floats["conv"]) if layer.name == "conv" else b"" for layer in folded.layers)
+    np.testing.assert_allclose(run(nf.write_param(folded), bin_bytes), run(text, weights), rtol=1e-4, atol=1e-4)
 
 
 def test_precision_arguments(tmp_path):
@@ -236,13 +285,18 @@ def test_precision_arguments(tmp_path):
 
 
 @needs_faces
-def test_cli(tmp_path, capsys):
+def test_cli_quantizes_a_detector(tmp_path, capsys):
     from fastface.cli import main
 
     param = _copy_model("yunet_s", tmp_path)
     assert main(["quantize", str(param), "--images", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    code = main(["quantize", str(param), "--images", str(DEEPFACE), "--min-faces", "10", "--method", "kl",
-                 "--quiet", "--force"])
+    code = main(["quantize", str(param), "--images", str(DEEPFACE), "--min-faces", "10", "--method", "percentile",
+                 "--quiet", "--force", "--no-search"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["written"] and report["int8_layers"] == 53
+    # the detector's gate: int8 faces against fp32 faces on the held-out photos
+    assert report["gate"]["faces_fp32"] > 0 and report["gate"]["iou_mean"] > 0.85
+    detector = fastface.Detector(param, precision="int8")
+    assert str(detector.param) == report["written"][0]
+    assert detector.detect(cv2.imread(str(DEEPFACE / "img1.jpg")))

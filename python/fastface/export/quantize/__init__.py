@@ -9,7 +9,10 @@ float model (:mod:`.calibrate`); per-output-channel weight scales; try each cali
 (KL, ACIQ, percentile) with all layers int8, then with the first layer, then the first and last
 layers kept float; check every candidate through fastface's core on held-out faces (every 5th
 face or photo is never used for calibration) and keep the one that passes the gate with the
-fewest float layers (then the best figures). Verification accuracy on pair lists (``pairs``) is
+fewest float layers (then the best figures); when none passes, each layer's sensitivity (the held-out figure
+with only that layer in int8) is measured and the most sensitive 1, 2, 4, ... layers (at most
+half) are kept float until the gate passes. BatchNorm layers right after a quantizable layer are
+folded into it first, as ncnnoptimize does. Verification accuracy on pair lists (``pairs``) is
 measured for the chosen model. A model that fails the gate is not written unless ``force``.
 """
 from __future__ import annotations
@@ -113,10 +116,11 @@ def _check_not_int8(model: nf.Model) -> None:
 
 def quantize(param, images, *, out=None, task: str | None = None, card=None, methods: Sequence[str] = calibrate.METHODS,
              min_faces: int | None = None, max_faces: int = 1000, pairs: Sequence = (), pair_images=None,
-             force: bool = False, requantize: bool = True, threads: int = 1,
+             force: bool = False, requantize: bool = True, search: bool = True, threads: int = 1,
              log: Callable[[str], None] | None = None) -> QuantizeResult:
     """Quantize the ncnn model ``param`` (+ ``.bin``, card ``.json`` beside it) with photos from
-    ``images``; write ``out`` (default :func:`int8_paths`) if the gate passes or ``force``."""
+    ``images``; write ``out`` (default :func:`int8_paths`) if the gate passes or ``force``.
+    ``search=False`` skips the per-layer sensitivity search (for timing runs)."""
     started = time.perf_counter()
     say = log or (lambda message: None)
     param = Path(param)
@@ -236,7 +240,7 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
                     best = (key, method, keep, layers, figures)
             if best[0][0]:
                 break  # the fewest float layers that pass
-        if not best[0][0] and len(ordered) > 3:
+        if search and not best[0][0] and len(ordered) > 3:
             # Per-layer sensitivity: the drop when only that layer is int8; then keep the most
             # sensitive layers float, doubling their number, until the gate passes (at most half).
             method = max(candidates[:len(methods)], key=lambda c: c.get("cosine_mean", c.get("iou_mean", 0)))["method"]

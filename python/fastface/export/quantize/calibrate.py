@@ -27,6 +27,7 @@ METHODS = ("kl", "aciq", "percentile")
 ACIQ_LAPLACE_8BIT = 9.89
 PERCENTILE = 99.99
 KL_EPS = 1e-4
+KL_STEP = 16
 
 
 @dataclass
@@ -63,17 +64,16 @@ class BlobStats:
 def kl_threshold(histogram: np.ndarray, absmax: float) -> float:
     """The |x| threshold minimising KL(P || Q) between the clipped histogram P and its
     ``LEVELS``-level quantization Q (each level's mass spread over its non-empty bins); both are
-    smoothed by ``KL_EPS`` so that clipped-away mass costs divergence."""
+    smoothed by ``KL_EPS`` so that clipped-away mass costs divergence. Searched every ``KL_STEP``
+    bins, then bin by bin around the best."""
     hist = np.asarray(histogram, np.float64)
     hist = hist / max(hist.sum(), 1e-300)
-    best, best_bins = np.inf, BINS
     tail = np.cumsum(hist[::-1])[::-1]             # tail[i] = sum(hist[i:])
-    for t in range(LEVELS, BINS + 1):
+
+    def divergence(t: int) -> float:
         p = hist[:t].copy()
         if t < BINS:
             p[t - 1] += tail[t]
-        if p.sum() <= 0:
-            continue
         # bin j of the first t belongs to level floor(j * LEVELS / t)
         level = (np.arange(t) * LEVELS) // t
         nonzero = hist[:t] > 0
@@ -82,10 +82,12 @@ def kl_threshold(histogram: np.ndarray, absmax: float) -> float:
         q = np.where(nonzero, mass[level] / np.maximum(occupied[level], 1), 0.0)
         ps, qs = p + KL_EPS, q + KL_EPS
         ps, qs = ps / ps.sum(), qs / qs.sum()
-        divergence = float(np.sum(ps * np.log(ps / qs)))
-        if divergence < best:
-            best, best_bins = divergence, t
-    return float((best_bins + 0.5) * absmax / BINS)
+        return float(np.sum(ps * np.log(ps / qs)))
+
+    # coarse (every KL_STEP bins), then every bin around the best coarse one
+    coarse = min(range(LEVELS, BINS + 1, KL_STEP), key=divergence)
+    best = min(range(max(LEVELS, coarse - KL_STEP), min(BINS, coarse + KL_STEP) + 1), key=divergence)
+    return float((best + 0.5) * absmax / BINS)
 
 
 def _net(param: str, weights: str, threads: int = 1):

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=["recognition", "detection"], help="default: from the card")
     parser.add_argument("--no-requantize", action="store_true",
                         help="keep int8 convolution outputs in float (no int8_scale_term+100 fusion)")
+    parser.add_argument("--no-search", action="store_true",
+                        help="when no candidate passes, do not search for the layers to keep float")
     parser.add_argument("--force", action="store_true", help="write the model even if it fails the gate")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quiet", action="store_true")
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     result = quantize(resolve_model(args.model), args.images, out=args.out, task=args.task,
                       methods=args.method or METHODS, min_faces=args.min_faces, max_faces=args.max_faces,
                       pairs=args.pairs, pair_images=args.pair_images, force=args.force,
-                      requantize=not args.no_requantize, threads=args.threads, log=log)
+                      requantize=not args.no_requantize, search=not args.no_search, threads=args.threads, log=log)
     print(json.dumps({"written": [str(p) for p in (result.param, result.bin, result.card_path)] if result.written
                       else [], "passed": result.passed, "method": result.method, "int8_layers": result.int8_layers,
                       "float_layers": result.float_layers, "gate": result.gate,
