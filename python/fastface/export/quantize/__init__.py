@@ -123,6 +123,10 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
     ``search=False`` skips the per-layer sensitivity search (for timing runs)."""
     started = time.perf_counter()
     say = log or (lambda message: None)
+    try:
+        import ncnn  # noqa: F401  (calibration reads the float model's activations with it)
+    except ImportError:
+        raise ImportError("fastface quantize needs the ncnn Python package: pip install 'fastface[quantize]'") from None
     param = Path(param)
     bin_path = param.with_suffix(".bin")
     for path in (param, bin_path):
