@@ -5,11 +5,12 @@ measurement on LFW View 1 is bench/quantize_accuracy.py's job (figures in the RE
 import json
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from shared_data import DEEPFACE, MOBILEFACENET, MOBILEFACENET_CARD, require
+from shared_data import DEEPFACE, DLIB_RESNET, MOBILEFACENET, MOBILEFACENET_CARD, require
 
 pytest.importorskip("ncnn", reason="the quantizer reads activations with the ncnn Python package")
 cv2 = pytest.importorskip("cv2")
@@ -300,3 +301,22 @@ def test_cli_quantizes_a_detector(tmp_path, capsys):
     detector = fastface.Detector(param, precision="int8")
     assert str(detector.param) == report["written"][0]
     assert detector.detect(cv2.imread(str(DEEPFACE / "img1.jpg")))
+
+
+@require(DLIB_RESNET / "dlib_face_recognition_resnet_model_v1.dat")
+@needs_faces
+def test_export_int8_writes_both_variants(tmp_path, monkeypatch, capsys):
+    import fastface.export.quantize as q
+    from fastface.cli import main
+
+    dat = DLIB_RESNET / "dlib_face_recognition_resnet_model_v1.dat"
+    assert main(["export", str(dat), "--out", str(tmp_path), "--int8", "--quiet"]) == 2
+    assert "--int8 needs --calibration" in capsys.readouterr().err
+    monkeypatch.setattr(q, "MIN_FACES", 10)  # the deepface sample has ~35 faces
+    assert main(["export", str(dat), "--out", str(tmp_path), "--int8", "--calibration", str(DEEPFACE), "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["int8"]["written"] and report["int8"]["passed"]
+    names = sorted(Path(p).name for p in report["written"])
+    assert names == sorted(f"dlib_face_recognition_resnet_model_v1{s}" for s in
+                           (".param", ".bin", ".json", ".int8.param", ".int8.bin", ".int8.json"))
+    assert fastface.Embedder(tmp_path / "dlib_face_recognition_resnet_model_v1.param", precision="int8").dim == 128
