@@ -320,3 +320,17 @@ def test_export_int8_writes_both_variants(tmp_path, monkeypatch, capsys):
     assert names == sorted(f"dlib_face_recognition_resnet_model_v1{s}" for s in
                            (".param", ".bin", ".json", ".int8.param", ".int8.bin", ".int8.json"))
     assert fastface.Embedder(tmp_path / "dlib_face_recognition_resnet_model_v1.param", precision="int8").dim == 128
+
+
+def test_a_layer_type_ncnn_does_not_know_is_a_clear_error(tmp_path):
+    param = _copy_model("yunet_s", tmp_path)
+    text = param.read_text().splitlines()
+    text[3] = text[3].replace("Convolution", "MyCustomOp", 1)
+    param.write_text("\n".join(text) + "\n")
+    with pytest.raises(nf.FormatError, match="MyCustomOp"):
+        nf.load(param, param.with_suffix(".bin"))
+    from fastface.export.errors import ExportError
+
+    with pytest.raises(ExportError, match="MyCustomOp"):
+        quantize(param, DEEPFACE, min_faces=10)
+    assert not any(p.exists() for p in int8_paths(param))
