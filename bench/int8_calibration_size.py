@@ -32,7 +32,7 @@ def main() -> int:
     args = parser.parse_args()
     param = Path(args.model)
     fp32 = fastface.Embedder(param)
-    crops, _ = data.face_crops(LFW_VIEW1 / "images", fp32, fastface.Detector(), limit=args.faces)
+    crops = data.face_crops(LFW_VIEW1 / "images", fp32, fastface.Detector(), limit=args.faces)
     calib, held = crops[:-HELD_OUT], crops[-HELD_OUT:]
     model = nf.load(param, param.with_suffix(".bin"))
     floats = {layer.name: nf.float_weights(model, layer) for layer in model.layers if layer.type in nf.QUANTIZABLE}

@@ -167,7 +167,7 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
         from ... import Detector, Embedder
 
         fp32 = Embedder(param, card=card_dict, threads=threads)
-        crops, names = data.face_crops(images, fp32, Detector(threads=threads), limit=max_faces, log=say)
+        crops = data.face_crops(images, fp32, Detector(threads=threads), limit=max_faces, log=say)
         holdout = np.arange(len(crops)) % HOLDOUT_EVERY == 0
         calib, held = crops[~holdout], crops[holdout]
         need = MIN_FACES if min_faces is None else min_faces

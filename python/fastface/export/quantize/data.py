@@ -56,18 +56,17 @@ def read_images(files, limit: int | None = None):
     return out, unreadable
 
 
-def face_crops(folder, embedder, detector, limit: int | None = None, log=None) -> tuple[np.ndarray, list[str]]:
+def face_crops(folder, embedder, detector, limit: int | None = None, log=None) -> np.ndarray:
     """Every face the detector finds in the folder's photos, cut as ``embedder``'s card says:
-    (N, H, W, 3) uint8 BGR crops and "photo#k" names. Stops after ``limit`` faces."""
+    (N, H, W, 3) uint8 BGR crops, photo by photo in name order. Stops after ``limit`` faces."""
     unreadable: list = []
     images = []
-    crops, names = [], []
+    crops = []
     for path, image in iter_images(image_files(folder), unreadable):
         images.append(path)
-        for k, face in enumerate(detector.detect(image)):
+        for face in detector.detect(image):
             found = embedder.aligner.align(image, face.landmarks)
             crops.append(embedder.aligner.crop(image, found))
-            names.append(f"{path.name}#{k}")
             if limit is not None and len(crops) >= limit:
                 break
         if limit is not None and len(crops) >= limit:
@@ -80,7 +79,7 @@ def face_crops(folder, embedder, detector, limit: int | None = None, log=None) -
                                f"(first: {unreadable[0]})")
     if not crops:
         raise CalibrationError(f"no faces found in the {len(images)} photos of {folder}")
-    return np.stack(crops), names
+    return np.stack(crops)
 
 
 def photos(folder, limit: int | None = None) -> list[np.ndarray]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,6 @@ class Model:
     layers: list[Layer]
     blob_count: int
     weights: bytes = b""
-    notes: list[str] = field(default_factory=list)
 
     def consumers(self, blob: str) -> list[Layer]:
         return [layer for layer in self.layers if blob in layer.bottoms]
@@ -337,7 +336,7 @@ def fold_batchnorm(model: Model, floats: dict[str, FloatLayer], protected: set[s
         layers.remove(bn)
         removed[layer.name] = bn.name
     blobs = {b for layer in layers for b in layer.bottoms + layer.tops}
-    folded = Model(model.magic, layers, len(blobs), model.weights, list(model.notes))
+    folded = Model(model.magic, layers, len(blobs), model.weights)
     return folded, floats, removed
 
 
