@@ -279,8 +279,7 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
         result.seconds = time.perf_counter() - started
         return result
     out_param.parent.mkdir(parents=True, exist_ok=True)
-    tmp_param, tmp_bin = out_param.with_name(out_param.name + ".tmp"), out_bin.with_name(out_bin.name + ".tmp")
-    nf.write_int8(model, layers, tmp_param, tmp_bin, folded_floats)
+    staged = [path.with_name(path.name + ".tmp") for path in (out_param, out_bin, out_card)]
     new_card = dict(card_dict)
     new_card.update({
         "name": f"{card_dict.get('name', param.stem)}.int8",
@@ -302,12 +301,16 @@ def quantize(param, images, *, out=None, task: str | None = None, card=None, met
             "forced": not passed,
         },
     })
-    for key in ("parity", "converter"):
+    for key in ("parity", "converter", "files"):  # they describe the float files
         new_card.pop(key, None)
-    tmp_card = out_card.with_name(out_card.name + ".tmp")
-    tmp_card.write_text(json.dumps(new_card, indent=2) + "\n")
-    for tmp_path, final in ((tmp_param, out_param), (tmp_bin, out_bin), (tmp_card, out_card)):
-        os.replace(tmp_path, final)
+    try:
+        nf.write_int8(model, layers, staged[0], staged[1], folded_floats)
+        staged[2].write_text(json.dumps(new_card, indent=2) + "\n")
+        for tmp_path, final in zip(staged, (out_param, out_bin, out_card)):
+            os.replace(tmp_path, final)
+    finally:
+        for tmp_path in staged:
+            tmp_path.unlink(missing_ok=True)
     result.written = True
     result.seconds = time.perf_counter() - started
     return result
