@@ -22,7 +22,9 @@ PHOTOS = ("img1.jpg", "img3.jpg", "img13.jpg", "couple.jpg")
 #: int8 across architectures: ncnn's ARM and x86 int8 kernels round differently at requantize
 #: steps and pick different Winograd/GEMM paths, so results agree to this, not bit for bit.
 EMBEDDING_COSINE_ACROSS_ARCH = 0.995
-BOX_PX_ACROSS_ARCH = 3.0
+#: boxes and landmarks: pixels of the photo, as a fraction of the face's width (a 1400 px photo is
+#: detected at 640, so one network pixel is two photo pixels there); qemu-aarch64 measured 1.2%
+FACE_FRACTION_ACROSS_ARCH = 0.03
 
 
 def _crops():
@@ -76,8 +78,9 @@ def test_int8_matches_the_x86_reference():
         got, want = faces[name], reference["faces"][name]
         assert len(got) == len(want), name
         for (box, points), (ref_box, ref_points) in zip(sorted(got), sorted(want)):
-            assert np.abs(np.subtract(box, ref_box)).max() <= BOX_PX_ACROSS_ARCH
-            assert np.abs(np.subtract(points, ref_points)).max() <= BOX_PX_ACROSS_ARCH
+            bound = max(2.0, FACE_FRACTION_ACROSS_ARCH * (ref_box[2] - ref_box[0]))
+            assert np.abs(np.subtract(box, ref_box)).max() <= bound, (name, box, ref_box)
+            assert np.abs(np.subtract(points, ref_points)).max() <= bound, (name, points, ref_points)
 
 
 if __name__ == "__main__":
