@@ -470,3 +470,15 @@ def test_pytorch_state_dict_is_converted_on_arrival(cache, server, tmp_path):
         theirs = torch.nn.functional.normalize(model(x)).numpy()
     ours = fastface.Embedder.from_name("torch-test").embed(crops, channel_order="RGB")
     assert (np.sum(ours * theirs, axis=1) > 0.9999).all()
+
+
+def test_pull_quantizes_on_arrival_only_with_enough_faces(mfn, server, capsys, tmp_path):
+    pytest.importorskip("ncnn", reason="quantizing needs the ncnn Python package")
+    pytest.importorskip("cv2")
+    few = tmp_path / "few"
+    few.mkdir()
+    (few / "a.jpg").write_bytes((DATA / "faces" / "deepface-sample" / "img1.jpg").read_bytes())
+    assert main(["models", "pull", "mfn-test", "--quiet", "--int8", str(few)]) == 2
+    assert "at least 200 needed" in capsys.readouterr().err
+    installed = hub.cache_dir() / "mfn-test"
+    assert (installed / "mfn-test.param").is_file() and not (installed / "mfn-test.int8.param").exists()

@@ -13,7 +13,11 @@ Entries (in OUT/reference.txt, one per line after the header):
   face NAME W H x0 y0 ... x4 y4  a region of a photo plus its 5 landmarks, aligned and embedded
                                  in one pass (Embedder::embed_face: the fused NEON warp)
 Their pixels (BGR, tightly packed, in order) are OUT/images.u8; their L2-normalized float32
-embeddings (128 per entry, in order) OUT/embeddings.f32. The crops are the 3 faces of
+embeddings (128 per entry, in order) OUT/embeddings.f32. With the ncnn Python package installed,
+the MobileFaceNet is also quantized to int8 by ``fastface quantize`` (calibrated on the
+deepface-sample photos; OUT/mobilefacenet.int8.param/.bin/.json, made for this parity check, not
+gated) and the same entries' int8 embeddings go to OUT/embeddings_int8.f32, for
+``cross_arch_int8_embeddings_match_reference``. The crops are the 3 faces of
 aligned-lfw and 8 deepface-sample faces aligned here; the landmarks were picked once with
 OpenCV's YuNet (the shared yunet_n_640_640.onnx) and are fixed below, so this script needs
 only fastface, numpy and cv2 (for JPEG decoding). The files hold photos of real people: they
@@ -114,6 +118,30 @@ def main() -> None:
     (args.out / "embeddings.f32").write_bytes(emb.tobytes())
     print(f"make_reference: {len(lines)} entries ({sum(l.startswith('face') for l in lines)} photo regions) "
           f"written to {args.out}; Peirsol/Peirsol {same:.3f} vs Tippin {different:.3f}")
+    int8_reference(model_dir, args, lines, images)
+
+
+def int8_reference(model_dir: Path, args, lines, images) -> None:
+    """The int8 MobileFaceNet and its embeddings of the same entries (skipped without ncnn)."""
+    try:
+        import ncnn  # noqa: F401
+    except ImportError:
+        print("make_reference: no ncnn Python package, no int8 reference", file=sys.stderr)
+        return
+    from fastface.export.quantize import quantize
+
+    result = quantize(model_dir / "mobilefacenet.param", args.data / "faces" / "deepface-sample", card=CARD,
+                      out=args.out, task="recognition", methods=["aciq"], min_faces=10, force=True, search=False)
+    int8 = fastface.Embedder(result.param, card=CARD, threads=1)
+    out = []
+    for line, image in zip(lines, images):
+        fields = line.split()
+        if fields[0] == "crop":
+            out.append(int8.embed(image)[0])
+        else:
+            out.append(int8.embed_image(image, np.array(fields[4:], np.float32).reshape(5, 2)))
+    (args.out / "embeddings_int8.f32").write_bytes(np.stack(out).astype(np.float32).tobytes())
+    print(f"make_reference: int8 MobileFaceNet ({result.int8_layers} int8 layers) and its embeddings written")
 
 
 if __name__ == "__main__":

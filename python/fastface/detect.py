@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from ._variants import variant
 from ._checks import as_image, check_order
 
 #: Conventions of each decoder, overridable by a JSON card beside the model.
@@ -89,6 +90,8 @@ class Detector:
     faces). A fixed-size model gets the image fitted into its input. Faces smaller than
     ``min_face`` pixels, below ``score_threshold`` or beyond the best ``max_faces`` (0 = all) are
     dropped; ``nms_threshold`` is the IoU above which the weaker of two boxes goes.
+    ``precision="int8"`` loads the int8 variant ``model.int8.param/.bin/.json`` beside the model
+    (written by ``fastface quantize``).
 
     The model is shape-checked at load and at each new input size (see :class:`fastface.Embedder`);
     ``allow_unknown_layers`` loads layer types the checker does not know, unchecked.
@@ -96,15 +99,19 @@ class Detector:
 
     def __init__(self, param=None, bin=None, kind: Optional[str] = None, threads: int = 1,
                  score_threshold: float = 0.5, nms_threshold: float = 0.4, min_face: float = 0.0, max_faces: int = 0,
-                 max_side: int = 640, card=None, upscale: bool = False, allow_unknown_layers: bool = False):
+                 max_side: int = 640, card=None, upscale: bool = False, precision: str = "fp32",
+                 allow_unknown_layers: bool = False):
         _check_options(threads, score_threshold, nms_threshold, min_face, max_faces, max_side, upscale)
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"Detector precision must be 'fp32' or 'int8' (the int8 variant fastface quantize "
+                             f"wrote beside the model), got {precision!r}")
         if kind is not None and kind not in DETECTOR_DEFAULTS:
             raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(DETECTOR_DEFAULTS)}")
         if param is None:
             from .hub.bundled import bundled_model
 
             param = bundled_model(DEFAULT_DETECTOR)
-        param = Path(param)
+        param = variant(Path(param), precision) if Path(param).is_file() else Path(param)
         if not param.is_file():
             raise FileNotFoundError(f"no ncnn param file at {param}")
         bin = Path(bin) if bin is not None else param.with_suffix(".bin")

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_image, as_points, as_size, check_order
+from ._variants import check_precision, variant
 from .align import FaceAligner
 
 #: Keys a model card must provide; ``dim``, ``template`` and anything else are optional.
@@ -67,8 +68,10 @@ class Embedder:
     ``Embedder("model.param")`` loads ``model.bin`` and the card ``model.json`` beside it;
     ``bin`` and ``card`` (a dict or JSON path) override them. ``param``/``bin`` may also be
     bytes. ``Embedder()`` loads the bundled default, dlib's face-recognition ResNet (CC0,
-    converted to ncnn; :data:`DEFAULT_MODEL`). One Embedder can be used from many threads at
-    once; inference releases the GIL.
+    converted to ncnn; :data:`DEFAULT_MODEL`). ``precision``: "fp32" (default), "fp16" (same as
+    ``fp16=True``: fp16 storage and arithmetic where the CPU has them) or "int8" (loads the int8
+    variant ``model.int8.param/.bin/.json`` that ``fastface quantize`` wrote beside the model).
+    One Embedder can be used from many threads at once; inference releases the GIL.
 
     Every layer is shape-checked at load against what reaches it, and a model that does not fit
     raises :class:`fastface.ModelError` before ncnn runs it; layer types the checker does not
@@ -76,8 +79,10 @@ class Embedder:
     the process, as in ncnn itself).
     """
 
-    def __init__(self, param=None, bin=None, card=None, threads: int = 1, fp16: bool = False, *,
-                 allow_unknown_layers: bool = False):
+    def __init__(self, param=None, bin=None, card=None, threads: int = 1, fp16: bool = False,
+                 precision: str | None = None, *, allow_unknown_layers: bool = False):
+        precision = check_precision(precision, fp16)
+        fp16 = precision == "fp16"
         if param is None:
             from .hub.bundled import bundled_model
 
@@ -85,8 +90,11 @@ class Embedder:
         if isinstance(param, bytes):
             if bin is None or card is None:
                 raise ValueError("a model given as bytes needs bin= and card= as well")
+            if precision == "int8":
+                raise ValueError("precision='int8' picks the int8 files beside a model path; pass the int8 "
+                                 "model's bytes with the default precision instead")
         elif isinstance(param, PathLike):
-            param = Path(param)
+            param = variant(param, precision)
             if not param.is_file():
                 raise FileNotFoundError(f"no ncnn param file at {param}")
             bin = param.with_suffix(".bin") if bin is None else bin

@@ -67,3 +67,19 @@ def test_eval_takes_repeated_pair_lists_and_still_knows_a_bin_set_holds_aligned_
     parse = build_parser().parse_args
     assert not detects(parse(["eval", "--pairs", "lfw.bin"]))
     assert detects(parse(["eval", "--pairs", "pairsDevTrain.txt", "--pairs", "pairsDevTest.txt"]))
+
+
+def test_int8_rows_run_the_int8_pipeline(tmp_path):
+    from fastface.hub.bundled import bundled_model
+
+    dlib = bundled_model("dlib_resnet_v1")
+    recognizers, detector = pipeline_detector(bundled_models(), None)
+    assert detector.name == "yunet_s.param" and dlib.with_name("dlib_resnet_v1.int8.param") in recognizers
+    out = compare(dlib, "--int8", "--seconds", "0.1", "--out", tmp_path / "report")
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads((tmp_path / "report" / "compare.json").read_text())["models"]}
+    assert set(rows) == {"dlib_resnet_v1", "dlib_resnet_v1.int8"}
+    assert rows["dlib_resnet_v1"]["pipeline"]["detector"] == "yunet_s"
+    assert rows["dlib_resnet_v1.int8"]["pipeline"]["detector"] == "yunet_s.int8"
+    assert rows["dlib_resnet_v1.int8"]["weights_mb"] == rows["dlib_resnet_v1"]["weights_mb"] / 2  # 1 vs 2 bytes
+    assert "| dlib_resnet_v1.int8 |" in out.stdout

@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "compare": ("fastface.eval.compare", "metrics, params, MACs, latency and memory for several models"),
     "train": ("fastface.train.cli", "train a backbone with an ArcFace-style head (needs [train])"),
     "export": ("fastface.export.cli", "convert a model to ncnn via pnnx, proven by a parity gate (needs [export])"),
+    "quantize": ("fastface.export.quantize.cli", "an ncnn model -> int8, calibrated on your photos, accuracy-gated"),
 }
 
 

@@ -3,11 +3,13 @@
     fastface models list                       # name, task, licence, size, installed or not
     fastface models pull sface                 # download, check sha256, convert + gate, install
     fastface models pull buffalo_l --accept-license
+    fastface models pull sface --int8 photos/   # also quantize on arrival (fastface quantize, gated)
     fastface models path sface                 # the .param to give to --model or fastface.Embedder
     fastface models verify                     # re-hash what is installed
     fastface models rm sface
 
-Exit status: 0 done, 1 ``verify`` found damage or a conversion failed its parity gate, 2 error.
+Exit status: 0 done, 1 ``verify`` found damage, a conversion failed its parity gate or an int8
+variant its gate, 2 error.
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pulling.add_argument("--force", action="store_true", help="download and install again even if installed")
     pulling.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry (default 30)")
     pulling.add_argument("--retries", type=int, default=4, help="retries per file, with backoff (default 4)")
+    pulling.add_argument("--int8", metavar="PHOTOS",
+                         help="also write the int8 variant beside each model, calibrated on these photos and "
+                              "gated (fastface quantize; needs the ncnn Python package); Embedder(..., "
+                              "precision='int8') then loads it")
     pulling.add_argument("--quiet", action="store_true", help="no progress bar or conversion log")
     path = sub.add_parser("path", help="print the .param of an installed or bundled model")
     path.add_argument("name", metavar="NAME")
@@ -73,6 +79,16 @@ def _pull(args) -> int:
             status = 1
             continue
         print(path)
+        if args.int8:
+            from ..export.quantize import quantize
+
+            result = quantize(path, args.int8, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+            if result.written:
+                print(result.param)
+            else:
+                print(f"fastface models: {name}: the int8 variant failed its gate ({result.gate}); not written",
+                      file=sys.stderr)
+                status = 1
     return status
 
 

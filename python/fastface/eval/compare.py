@@ -57,6 +57,9 @@ def add_arguments(parser) -> None:
                              "or once per model in order")
     parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per stage and model (default 3)")
+    parser.add_argument("--int8", action="store_true",
+                        help="add a row for the int8 variant (model.int8.param, from fastface quantize) of each "
+                             "model that has one; int8 rows run the pipeline with the detector's int8 variant too")
     parser.add_argument("--out", help="write compare.json and compare.md here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: time one model, print JSON
 
@@ -129,7 +132,7 @@ def profile(param: Path, threads: int, seconds: float, card_path: Path | None = 
     files = [param, param.with_suffix(".bin")]
     row.update(name=param.stem, path=str(param), params=card.get("params"), macs=card.get("macs"), threads=threads,
                size_mb=sum(f.stat().st_size for f in files if f.is_file()) / 2 ** 20,
-               weights_mb=(card["params"] * (2 if card.get("precision") == "fp16" else 4) / 2 ** 20)
+               weights_mb=(card["params"] * {"fp16": 2, "int8": 1}.get(card.get("precision"), 4) / 2 ** 20)
                if card.get("params") else None, complexity_source="card")
     if row["params"] is None or row["macs"] is None:
         row.update(_graph_complexity(param, card))
@@ -208,6 +211,11 @@ def run(args) -> int:
     models = [Path(m) for m in args.models] or bundled_models()
     if not models:
         raise ValueError("no models given and none bundled")
+    if args.int8:
+        from .._variants import int8_param
+
+        models += [int8_param(m) for m in models if int8_param(m) != m and int8_param(m).is_file()
+                   and int8_param(m) not in models]
     repeated = {str(m) for m in models if models.count(m) > 1}
     if repeated:
         raise ValueError(f"model given more than once: {', '.join(sorted(repeated))}")
@@ -220,8 +228,9 @@ def run(args) -> int:
     photos = photo_files(args.images)
     rows, results = [], {}
     for m, card, name in zip(models, cards, display_names(models)):
-        print(f"timing {name} with {detector.stem} ({args.threads} thread(s))...", file=sys.stderr)
-        rows.append({**profile(m, args.threads, args.seconds, card, detector, photos), "name": name})
+        used = detector_for(m, card, detector)
+        print(f"timing {name} with {used.stem} ({args.threads} thread(s))...", file=sys.stderr)
+        rows.append({**profile(m, args.threads, args.seconds, card, used, photos), "name": name})
     if args.pairs:
         from .cli import aligner
         from .pairs import read_pairs
@@ -260,7 +269,7 @@ def pipeline_detector(models: list[Path], given) -> tuple[list[Path], Path]:
     from ..hub.bundled import bundled_model
     from ..detect import DEFAULT_DETECTOR
 
-    detectors = [m for m in models if is_detector(m)]
+    detectors = sorted((m for m in models if is_detector(m)), key=lambda m: m.name.endswith(".int8.param"))
     recognizers = [m for m in models if m not in detectors]
     if not recognizers:
         raise ValueError("no recognizer among the models (their cards say \"task\": \"detection\")")
@@ -268,6 +277,16 @@ def pipeline_detector(models: list[Path], given) -> tuple[list[Path], Path]:
     if not detector.is_file():
         raise FileNotFoundError(f"no detector at {detector}")
     return recognizers, detector
+
+
+def detector_for(model: Path, card: Path, detector: Path) -> Path:
+    """The pipeline's detector for ``model``: an int8 recognizer runs with the detector's int8
+    variant when there is one (the all-int8 pipeline), every other with ``detector``."""
+    from .._variants import int8_param
+
+    if json.loads(Path(card).read_text()).get("precision") == "int8" and int8_param(detector).is_file():
+        return int8_param(detector)
+    return detector
 
 
 def photo_files(folder) -> list[str] | None:

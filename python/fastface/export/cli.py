@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mean", type=_numbers, help="input mean, one value or three (default: 127.5)")
     parser.add_argument("--scale", type=_numbers, help="input scale after the mean, one or three (default: 1/127.5)")
     parser.add_argument("--optlevel", type=int, default=2, choices=[0, 1, 2], help="pnnx graph optimisation level")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write <name>.int8.param/.bin/.json with fastface quantize (needs --calibration)")
+    parser.add_argument("--calibration", metavar="DIR", help="photos for --int8 calibration and its gate")
     parser.add_argument("--quiet", action="store_true", help="print only errors and the gate report on failure")
 
 
@@ -112,6 +115,12 @@ def _detector_source(args):
 def run(args: argparse.Namespace) -> int:
     from .errors import ParityError
 
+    if args.int8 and not args.calibration:
+        raise ValueError("--int8 needs --calibration DIR (photos to calibrate on)")
+    if args.int8 and args.architecture_only:
+        raise ValueError("--int8 needs weights; it cannot go with --architecture-only")
+    if args.int8 and args.liveness:
+        raise ValueError("--int8 quantizes recognizers and detectors, not liveness models")
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
         if args.liveness:
@@ -158,5 +167,19 @@ def run(args: argparse.Namespace) -> int:
     written = [str(p) for p in (result.param, result.bin, result.card_path) if p is not None]
     figure = {"max_softmax_diff": float(result.parity.diffs.max())} if args.liveness else \
         {"min_cosine": result.parity.min_cosine if result.parity.min_cosine == result.parity.min_cosine else None}
-    print(json.dumps({"written": written, "parity_passed": result.parity.passed, **figure, "seconds": result.seconds}))
+    int8_status = None
+    if args.int8:
+        from .quantize import quantize
+
+        int8 = quantize(result.param, args.calibration, task="detection" if args.detector else "recognition",
+                        log=log)
+        int8_status = {"passed": int8.passed, "written": int8.written, "method": int8.method, "gate": int8.gate,
+                       "float_layers": int8.float_layers}
+        if int8.written:
+            written += [str(p) for p in (int8.param, int8.bin, int8.card_path)]
+        else:
+            print("fastface export: the int8 variant failed its gate; not written (fastface quantize --force "
+                  "writes it anyway)", file=sys.stderr)
+    print(json.dumps({"written": written, "parity_passed": result.parity.passed, "int8": int8_status, **figure,
+                      "seconds": result.seconds}))
     return 0
