@@ -351,8 +351,9 @@ PYBIND11_MODULE(_core, m) {
             const std::size_t row_bytes = self.dim() * bytes_per_value(self.precision());
             py::array rows(py::dtype(name), std::vector<py::ssize_t>{static_cast<py::ssize_t>(count),
                                                                      static_cast<py::ssize_t>(self.dim())});
-            std::memcpy(rows.mutable_data(), static_cast<const unsigned char*>(self.encoded_rows()) + first * row_bytes,
-                        count * row_bytes);
+            if (count)  // an empty gallery has no row storage (a null pointer memcpy may not take)
+                std::memcpy(rows.mutable_data(), static_cast<const unsigned char*>(self.encoded_rows()) + first * row_bytes,
+                            count * row_bytes);
             py::array_t<float> scales(count);
             if (self.scales()) std::copy(self.scales() + first, self.scales() + first + count, scales.mutable_data());
             else std::fill(scales.mutable_data(), scales.mutable_data() + count, 1.f);
