@@ -315,8 +315,14 @@ PYBIND11_MODULE(_core, m) {
             return py::make_tuple(encoded, scales);
         }, py::arg("rows"), py::arg("precision"),
            "Normalize (N, D) float rows and convert them: (rows in the precision's dtype, (N,) float32 scales).")
-        .def("add_encoded", [](GalleryIndex& self, const py::array& rows, const py::object& scales,
-                               const py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>& labels) {
+        .def("add_encoded", [](GalleryIndex& self, const py::array& given, const py::object& given_scales,
+                               const py::object& given_labels) {
+            // Arrays read from a database or file buffer may start at any byte: copy those to
+            // aligned ones (the core reads them as float / uint16 / int32).
+            const py::object require = py::module_::import("numpy").attr("require");
+            const py::array rows = require(given, py::none(), "A");
+            const auto labels = require(given_labels, "int32", "CA").cast<py::array_t<std::int32_t>>();
+            const py::object scales = given_scales.is_none() ? given_scales : require(given_scales, "float32", "CA");
             const char* name = precision_name(self.precision());
             if (std::string(py::str(rows.dtype())) != name || rows.ndim() != 2 || static_cast<std::size_t>(rows.shape(1)) != self.dim())
                 throw Error(ErrorCode::InvalidArgument, "rows must be (N, " + std::to_string(self.dim()) + ") " + name);
