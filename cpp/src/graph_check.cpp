@@ -203,14 +203,25 @@ std::string groups_message(int group, int inputs, int outputs) {
            std::to_string(outputs) + " output channels";
 }
 
-void convolution(const Layer& l, const Shapes& in, Shapes& out, bool depthwise) {
-    if (geti(l, 19, 0)) throw Unsupported{"dynamic weights"};
+// What every (de)convolution declares: outputs, weight count, groups, window. `dynamic_id`: the
+// parameter that says its weights come from a blob (a form the checker does not model).
+struct Convolution {
+    int num_output;
+    long long weight_size;
+    int group;
+    Window k;
+};
+
+Convolution read_convolution(const Layer& l, bool depthwise, int dynamic_id) {
+    if (geti(l, dynamic_id, 0)) throw Unsupported{"dynamic weights"};
     expect_blobs(l, 1, 1);
-    const int num_output = geti(l, 0, 0);
-    const long long weight_size = geti(l, 6, 0);
-    const int group = depthwise ? geti(l, 7, 1) : 1;
-    const Window k = read_window(l);
-    if (num_output < 1 || weight_size < 1 || group < 1) refuse(l, "has no outputs, weights or groups");
+    const Convolution c{geti(l, 0, 0), geti(l, 6, 0), depthwise ? geti(l, 7, 1) : 1, read_window(l)};
+    if (c.num_output < 1 || c.weight_size < 1 || c.group < 1) refuse(l, "has no outputs, weights or groups");
+    return c;
+}
+
+void convolution(const Layer& l, const Shapes& in, Shapes& out, bool depthwise) {
+    const auto [num_output, weight_size, group, k] = read_convolution(l, depthwise, 19);
     const long long maxk = static_cast<long long>(k.kernel_w) * k.kernel_h;
     const BlobShape& x = in[0];
     if (!depthwise && x.dims == 1 && k.kernel_w == 1 && k.kernel_h == 1) {  // ncnn runs it as InnerProduct
@@ -233,15 +244,9 @@ void convolution(const Layer& l, const Shapes& in, Shapes& out, bool depthwise) 
 }
 
 void deconvolution(const Layer& l, const Shapes& in, Shapes& out, bool depthwise) {
-    if (geti(l, 28, 0)) throw Unsupported{"dynamic weights"};
-    expect_blobs(l, 1, 1);
-    const int num_output = geti(l, 0, 0);
-    const long long weight_size = geti(l, 6, 0);
-    const int group = depthwise ? geti(l, 7, 1) : 1;
-    const Window k = read_window(l);
+    const auto [num_output, weight_size, group, k] = read_convolution(l, depthwise, 28);
     const int output_pad_right = geti(l, 18, 0), output_pad_bottom = geti(l, 19, output_pad_right);
     const int output_w = geti(l, 20, 0), output_h = geti(l, 21, output_w);
-    if (num_output < 1 || weight_size < 1 || group < 1) refuse(l, "has no outputs, weights or groups");
     if (output_pad_right < 0 || output_pad_bottom < 0) refuse(l, "has a negative output padding");
     const BlobShape& x = in[0];
     if (x.dims != 3) refuse(l, "needs a 3-D input (channels x height x width) but gets " + x.str());

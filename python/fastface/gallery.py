@@ -77,6 +77,18 @@ _COLUMNS = {
 }
 
 
+def _checked_names(names, count: int, server: bool = False) -> list:
+    """``names`` as a list of one non-empty string per embedding; GalleryError otherwise. A server
+    gallery also refuses NUL (PostgreSQL text cannot hold it)."""
+    names = list(names)
+    if len(names) != count:
+        raise GalleryError(f"{len(names)} names for {count} embeddings")
+    for name in set(names):
+        if not isinstance(name, str) or not name.strip() or (server and "\0" in name):
+            raise GalleryError(f"name must be a non-empty string{' without NUL' if server else ''}, got {name!r}")
+    return names
+
+
 class GalleryError(ValueError):
     """A gallery file that cannot be used (not a gallery, another schema, newer, corrupt), or an
     embedding or name a gallery refuses. The file is left as it was."""
@@ -503,12 +515,7 @@ class Gallery:
                  source_sha256: str | None = None) -> None:
         """Add (N, D) embeddings with one name each, in one transaction."""
         rows = self._rows(embeddings)
-        names = list(names)
-        if len(names) != len(rows):
-            raise GalleryError(f"{len(names)} names for {len(rows)} embeddings")
-        for name in set(names):
-            if not isinstance(name, str) or not name.strip():
-                raise GalleryError(f"name must be a non-empty string, got {name!r}")
+        names = _checked_names(names, len(rows))
         try:
             metadata_json = None if metadata is None else json.dumps(metadata, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:

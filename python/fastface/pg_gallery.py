@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from . import _core, sealed
-from .gallery import _MAX_LABEL, _NUMPY_DTYPES, Gallery, GalleryError, _check_dim, _check_dtype
+from .gallery import _MAX_LABEL, _NUMPY_DTYPES, Gallery, GalleryError, _check_dim, _check_dtype, _checked_names
 
 SCHEMA_VERSION = 1
 APPLICATION = "fastface-gallery"
@@ -815,22 +815,13 @@ class PostgresGallery:
                 raise self._server.error(exc, "committing a transaction") from None
         self._after_write()
 
-    def add(self, name: str, embedding, metadata=None, *, source: str | None = None,
-            source_sha256: str | None = None) -> None:
-        """Add one (D,) embedding, or several (N, D) of the same identity, in one transaction."""
-        rows = self._rows(embedding)
-        self.add_many([name] * len(rows), rows, metadata, source=source, source_sha256=source_sha256)
+    add = Gallery.add  # one (D,) or (N, D) of one identity through add_many, as a gallery file
 
     def add_many(self, names: Sequence[str], embeddings, metadata=None, *, source: str | None = None,
                  source_sha256: str | None = None) -> None:
         """Add (N, D) embeddings with one name each, in one transaction (binary COPY)."""
         rows = self._rows(embeddings)
-        names = list(names)
-        if len(names) != len(rows):
-            raise GalleryError(f"{len(names)} names for {len(rows)} embeddings")
-        for name in set(names):
-            if not isinstance(name, str) or not name.strip() or "\0" in name:
-                raise GalleryError(f"name must be a non-empty string without NUL, got {name!r}")
+        names = _checked_names(names, len(rows), server=True)
         try:
             metadata_json = None if metadata is None else json.dumps(metadata, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
