@@ -88,6 +88,25 @@ def _checked_names(names, count: int, server: bool = False) -> list:
             raise GalleryError(f"name must be a non-empty string{' without NUL' if server else ''}, got {name!r}")
     return names
 
+def _checked_queries(query, dim: int, k, threshold) -> np.ndarray:
+    """``query`` as float32 (D,) or (N, D), with ``k`` and ``threshold`` as ``search`` takes them;
+    GalleryError otherwise."""
+    queries = np.asarray(query, dtype=np.float32)
+    if queries.ndim not in (1, 2) or queries.shape[-1] != dim or queries.size == 0:
+        raise GalleryError(f"query must have shape ({dim},) or (N, {dim}), got {queries.shape}")
+    if threshold is None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0):
+        raise GalleryError(f"k must be a positive int, got {k!r}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise GalleryError(f"threshold must be a finite number, got {threshold!r}")
+    return queries
+
+
+def _search_index(index, queries: np.ndarray, k, threshold, threads: int):
+    """(ids, scores) per query from a C++ GalleryIndex: the top ``k`` per identity, or every
+    identity at ``threshold`` or above when one is given."""
+    return index.search(queries.reshape(-1, index.dim), 0 if threshold is not None else int(k), True,
+                        -math.inf if threshold is None else float(threshold), threads)
+
 
 class GalleryError(ValueError):
     """A gallery file that cannot be used (not a gallery, another schema, newer, corrupt), or an
@@ -619,17 +638,10 @@ class Gallery:
         """Identities closest to ``query`` by their best embedding's cosine, best first: the top
         ``k``, or — with ``threshold`` — every identity scoring at least that. A (D,) query gives
         ``[(name, score), ...]``; (N, D) queries give one such list per query."""
-        queries = np.asarray(query, dtype=np.float32)
-        if queries.ndim not in (1, 2) or queries.shape[-1] != self.dim or queries.size == 0:
-            raise GalleryError(f"query must have shape ({self.dim},) or (N, {self.dim}), got {queries.shape}")
-        if threshold is None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0):
-            raise GalleryError(f"k must be a positive int, got {k!r}")
-        if threshold is not None and not math.isfinite(threshold):
-            raise GalleryError(f"threshold must be a finite number, got {threshold!r}")
+        queries = _checked_queries(query, self.dim, k, threshold)
         with self._lock:
             self._sync()
-            hits = self._index.search(queries.reshape(-1, self.dim), 0 if threshold is not None else int(k), True,
-                                      -math.inf if threshold is None else float(threshold), threads)
+            hits = _search_index(self._index, queries, k, threshold, threads)
             names = self._names_of({int(i) for ids, _ in hits for i in ids})
         results = [[(names[int(i)], float(s)) for i, s in zip(ids, scores) if int(i) in names] for ids, scores in hits]
         return results[0] if queries.ndim == 1 else results

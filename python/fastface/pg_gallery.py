@@ -48,7 +48,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from . import _core, sealed
-from .gallery import _MAX_LABEL, _NUMPY_DTYPES, Gallery, GalleryError, _check_dim, _check_dtype, _checked_names
+from .gallery import (_MAX_LABEL, _NUMPY_DTYPES, Gallery, GalleryError, _check_dim, _check_dtype, _checked_names,
+                      _checked_queries, _search_index)
 
 SCHEMA_VERSION = 1
 APPLICATION = "fastface-gallery"
@@ -917,18 +918,11 @@ class PostgresGallery:
 
     def search(self, query, k: int = 5, threshold: float | None = None, *, threads: int = 0):
         """As :meth:`fastface.Gallery.search`, on the local index."""
-        queries = np.asarray(query, dtype=np.float32)
-        if queries.ndim not in (1, 2) or queries.shape[-1] != self.dim or queries.size == 0:
-            raise GalleryError(f"query must have shape ({self.dim},) or (N, {self.dim}), got {queries.shape}")
-        if threshold is None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0):
-            raise GalleryError(f"k must be a positive int, got {k!r}")
-        if threshold is not None and not math.isfinite(threshold):
-            raise GalleryError(f"threshold must be a finite number, got {threshold!r}")
+        queries = _checked_queries(query, self.dim, k, threshold)
         state = self._ensure_loaded()
         with self._lock:
             state = self._state
-            hits = state.index.search(queries.reshape(-1, self.dim), 0 if threshold is not None else int(k), True,
-                                      -math.inf if threshold is None else float(threshold), threads)
+            hits = _search_index(state.index, queries, k, threshold, threads)
             names = state.names
             results = [[(name, float(s)) for i, s in zip(ids, scores) if (name := names.get(int(i))) is not None]
                        for ids, scores in hits]
