@@ -1,6 +1,7 @@
 """Seeds of the C++ libFuzzer model-loader target (fuzz/fuzz_model_loader.cpp): the bundled
-models, the tiny model of fuzz/targets.py, the shared insightface graphs when present, and every
-hand-made malformed graph of tests/model_corpus.py, each with the header line the target reads.
+models, the tiny model of fuzz/targets.py, the shared insightface graphs when present, every
+hand-made malformed graph of tests/model_corpus.py and every crasher it found
+(tests/fuzz_regressions/model_loader/), each with the header line the target reads.
 
     python fuzz/model_loader_seeds.py OUT_DIR [--shared ../shared/data/models]
 """
@@ -36,6 +37,8 @@ def seeds(shared: Path | None) -> list[bytes]:
         out.append(f"E {size[0]} {size[1]} {card['input']} {card['output']}\n".encode() + param.read_bytes())
     for _, (w, h, _c), layers, *_ in MALFORMED + WELL_FORMED:
         out.append(f"E {w} {h} data {last_top(layers)}\n{param_text(layers)}".encode())
+    # Every crasher this target found, kept as a regression (replayed by tests/test_fuzz_regressions.py).
+    out += [case.read_bytes() for case in sorted((ROOT / "tests" / "fuzz_regressions" / "model_loader").glob("*"))]
     if shared is not None:
         mfn = shared / "mobilefacenet-insightface" / "mobilefacenet.param"
         retina = shared / "retinaface-mnet025" / "mnet.25-opt.param"

@@ -5,9 +5,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <stack>
 
 #include "datareader.h"
+#include "layer.h"
+#include "modelbin.h"
 #include "fastface/error.h"
 
 namespace fastface {
@@ -787,6 +790,50 @@ GraphCheck::GraphCheck(const ncnn::Net& net, const std::string& param_text) {
         if (!shape_functions().count(type) && type != std::string("Input") &&
             std::find(unknown_types_.begin(), unknown_types_.end(), type) == unknown_types_.end())
             unknown_types_.push_back(type);
+    }
+}
+
+namespace {
+
+// Notes whether a layer's type-0 weight loads (those ncnn reads a storage tag for: float, fp16,
+// int8, quantization table) produced int8 data.
+class StorageRecorder : public ncnn::ModelBin {
+public:
+    explicit StorageRecorder(const ncnn::DataReader& dr) : bin_(dr) {}
+    ncnn::Mat load(int w, int type) const override {
+        ncnn::Mat m = bin_.load(w, type);
+        if (type == 0 && !m.empty() && m.elemsize == 1) int8 = true;
+        return m;
+    }
+    mutable bool int8 = false;
+
+private:
+    ncnn::ModelBinFromDataReader bin_;
+};
+
+// The layers whose int8 pipelines ncnn builds from the scales they load when 8= is set.
+bool declares_int8_scales(const Layer& l) {
+    return (l.type == "Convolution" || l.type == "ConvolutionDepthWise" || l.type == "InnerProduct") &&
+           l.params.get(8, 0) != 0;
+}
+
+}  // namespace
+
+void GraphCheck::check_weight_storage(const ncnn::DataReader& weights) const {
+    StorageRecorder bin(weights);
+    for (const Layer& l : layers_) {
+        const std::unique_ptr<ncnn::Layer> layer(ncnn::create_layer_naive(l.type.c_str()));
+        if (!layer) return;
+        bin.int8 = false;
+        if (layer->load_param(l.params) != 0 || layer->load_model(bin) != 0)
+            throw Error(ErrorCode::ModelFormat, "layer '" + l.name + "' (" + l.type +
+                                                    ") could not load its weights: they are truncated or do not "
+                                                    "match the param file");
+        const bool unknown = std::find(unknown_types_.begin(), unknown_types_.end(), l.type) != unknown_types_.end();
+        if (bin.int8 && !unknown && !declares_int8_scales(l))
+            throw Error(ErrorCode::ModelFormat, "layer '" + l.name + "' (" + l.type +
+                                                    ") has weights stored as int8 but its parameters declare no "
+                                                    "int8 scales (8=): a malformed model file");
     }
 }
 

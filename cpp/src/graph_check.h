@@ -42,6 +42,13 @@ public:
     std::vector<BlobShape> propagate(const std::vector<std::pair<std::string, BlobShape>>& inputs,
                                      bool allow_unchecked) const;
 
+    // Loads every layer's weights from `weights` into ncnn's generic layer implementations (no
+    // pipeline is built) and throws Error(ModelFormat) naming the first layer whose weights
+    // are stored as int8 without int8 scales in its parameters: ncnn picks a layer's pipeline
+    // by how its weights were stored, and builds the int8 one from scales it never loaded. Stops
+    // at a layer type this ncnn build lacks (where later layers' weights start is unknown).
+    void check_weight_storage(const ncnn::DataReader& weights) const;
+
     struct Layer {
         std::string type, name;
         std::vector<int> bottoms, tops;

@@ -138,6 +138,7 @@ void NcnnModel::load_weights(std::vector<std::uint8_t>* new_weights, const std::
         return;
     }
     weights = std::move(*new_weights);
+    graph.check_weight_storage(BoundedReader(weights.data(), weights.size()));
     const BoundedReader reader(weights.data(), weights.size());
     if (net.load_model(reader) != 0)
         throw Error(ErrorCode::ModelFormat, "weights are truncated or do not match the param file (" +

@@ -1,6 +1,7 @@
 // The static shape check at load, through the C++ API alone (a board loading a model file with
 // no Python): malformed graphs end in Error(ModelFormat) before ncnn runs a layer, a
 // well-formed one gets ncnn's shapes, unknown layer types need the caller's consent.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -71,4 +72,50 @@ TEST(model_check_gives_ncnn_s_shapes) {
     CHECK(shapes[3].dims == 1 && shapes[3].w == 5);
     const Embedder e = Embedder::without_weights(param, card(17, "fc"));
     CHECK(e.dim() == 5);
+}
+
+namespace {
+
+// A weight blob as ncnn stores it: a 4-byte tag, then the values (int8 padded to 4 bytes).
+void append_floats(std::vector<std::uint8_t>& bin, std::size_t count, float value) {
+    for (std::size_t i = 0; i < count; ++i) {
+        const auto* b = reinterpret_cast<const std::uint8_t*>(&value);
+        bin.insert(bin.end(), b, b + 4);
+    }
+}
+std::vector<std::uint8_t> int8_tagged(std::size_t count) {
+    std::vector<std::uint8_t> bin = {0x38, 0x4B, 0x0D, 0x00};  // ncnn's int8 tag, 0x000D4B38
+    bin.resize(4 + (count + 3) / 4 * 4, 1);
+    return bin;
+}
+
+}  // namespace
+
+TEST(model_check_refuses_int8_weights_without_int8_scales) {
+    // Found by the C++ loader fuzzer on the int8 YuNet: `8=` mutated into a string leaves the
+    // layer float, but its weights stay int8-tagged; ncnn picks the int8 pipeline by how the
+    // weights were stored and reads the scales it never loaded (SIGSEGV in create_pipeline).
+    std::vector<std::uint8_t> weights = int8_tagged(4 * 3 * 3 * 3);
+    CHECK_THROWS(Embedder::from_memory(graph({"Convolution conv 1 1 data conv 0=4 1=3 3=2 6=108"}), weights, card(16, "conv")),
+                 ErrorCode::ModelFormat);
+    try {
+        Embedder::from_memory(graph({"Convolution conv 1 1 data conv 0=4 1=3 3=2 6=108 8=sq1"}), weights, card(16, "conv"));
+        CHECK(false);
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("layer 'conv' (Convolution) has weights stored as int8 but its parameters "
+                                         "declare no int8 scales") != std::string::npos);
+    }
+    // A layer with no int8 pipeline at all.
+    CHECK_THROWS(Embedder::from_memory(graph({"Deconvolution d 1 1 data d 0=4 1=3 6=108"}), weights, card(8, "d")),
+                 ErrorCode::ModelFormat);
+    // The same weights with their scales (8=1: per-output weight scales, then the input's) load and run.
+    append_floats(weights, 4 + 1, 1.f);
+    const Embedder e =
+        Embedder::from_memory(graph({"Convolution conv 1 1 data conv 0=4 1=3 3=2 6=108 8=1"}), weights, card(16, "conv"));
+    std::vector<std::uint8_t> pixels(16 * 16 * 3, 100);
+    ImageView view;
+    view.data = pixels.data(), view.width = view.height = 16, view.row_stride = 16 * 3, view.format = PixelFormat::BGR;
+    std::vector<float> out(e.dim());
+    e.embed(&view, 1, out.data());
+    CHECK(e.dim() == 4 * 7 * 7);
 }
