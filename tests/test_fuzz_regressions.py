@@ -65,17 +65,18 @@ def _stdout_of(code: str, *args) -> str:
     return done.stdout
 
 
-# A kept model-target input (tests/fuzz_regressions/model/) through Embedder, zero weights
-# without a .bin part; prints the ModelError.
-REPLAY_MODEL_CASE = """
+# A kept model-target input (tests/fuzz_regressions/model/) through Embedder with the target's
+# card, split as the target splits it (zero weights without a .bin part); prints the ModelError.
+REPLAY_MODEL_CASE = f"""
 import sys
 from pathlib import Path
+sys.path.insert(0, {str(ROOT / "fuzz")!r})
 import fastface
 from fastface.embed import Embedder
-param, mark, weights = Path(sys.argv[1]).read_bytes().partition(b"\\n#BIN\\n")
-card = dict(input="data", output="fc", size=16, channel_order="RGB", mean=0, scale=1)
+from targets import TINY_CARD, _split_model
+param, weights = _split_model(Path(sys.argv[1]).read_bytes())
 try:
-    Embedder.__new__(Embedder)._init(param, weights if mark else None, card, 1, False)
+    Embedder.__new__(Embedder)._init(param, weights, TINY_CARD, 1, False)
 except fastface.ModelError as error:
     print(error)
 """
@@ -99,28 +100,30 @@ def test_int8_weights_without_int8_scales_are_refused_not_run():
 # A kept input of the C++ loader fuzzer (fuzz/fuzz_model_loader.cpp) through the Python API: a
 # header line "E w h input output" (an Embedder) or "D w h input yunet|retinaface" (a Detector),
 # the .param text, then "\n#BIN\n" and the weights. Prints "refused: <ModelError>".
-REPLAY_CPP_CASE = """
+REPLAY_CPP_CASE = f"""
 import sys, tempfile
 from pathlib import Path
 import numpy as np
+sys.path.insert(0, {str(ROOT / "fuzz")!r})
 import fastface
 from fastface.embed import Embedder
+from targets import _split_model
 header, _, rest = Path(sys.argv[1]).read_bytes().partition(b"\\n")
 kind, w, h, input, last = header.decode().split()
-param, mark, weights = rest.partition(b"\\n#BIN\\n")
+param, weights = _split_model(rest)
 try:
     if kind == "E":
         card = dict(input=input, output=last, input_size=[int(w), int(h)], channel_order="BGR", mean=0, scale=1)
         embedder = Embedder.__new__(Embedder)
-        embedder._init(param, weights if mark else None, card, 1, False)
+        embedder._init(param, weights, card, 1, False)
         embedder.embed(np.full((1, int(h), int(w), 3), 100, np.uint8))
     else:
-        folder = Path(tempfile.mkdtemp())
-        (folder / "m.param").write_bytes(param)
-        (folder / "m.bin").write_bytes(weights)
-        card = dict(input=input, input_size=[int(w), int(h)])
-        fastface.Detector(folder / "m.param", folder / "m.bin", kind=last, card=card, max_side=96).detect(
-            np.full((48, 64, 3), 128, np.uint8))
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "m.param").write_bytes(param)
+            (Path(folder) / "m.bin").write_bytes(weights or b"")
+            card = dict(input=input, input_size=[int(w), int(h)])
+            fastface.Detector(Path(folder) / "m.param", Path(folder) / "m.bin", kind=last, card=card,
+                              max_side=96).detect(np.full((48, 64, 3), 128, np.uint8))
 except fastface.ModelError as error:
     print("refused:", error)
 """

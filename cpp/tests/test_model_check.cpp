@@ -76,13 +76,14 @@ TEST(model_check_gives_ncnn_s_shapes) {
 
 namespace {
 
-// A weight blob as ncnn stores it: a 4-byte tag, then the values (int8 padded to 4 bytes).
+// Raw float32 values (what ncnn reads for biases and int8 scales: no tag).
 void append_floats(std::vector<std::uint8_t>& bin, std::size_t count, float value) {
     for (std::size_t i = 0; i < count; ++i) {
         const auto* b = reinterpret_cast<const std::uint8_t*>(&value);
         bin.insert(bin.end(), b, b + 4);
     }
 }
+// A weight blob stored as int8, as ncnn writes it: a 4-byte tag, then the values padded to 4 bytes.
 std::vector<std::uint8_t> int8_tagged(std::size_t count) {
     std::vector<std::uint8_t> bin = {0x38, 0x4B, 0x0D, 0x00};  // ncnn's int8 tag, 0x000D4B38
     bin.resize(4 + (count + 3) / 4 * 4, 1);

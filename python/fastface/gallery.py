@@ -88,6 +88,7 @@ def _checked_names(names, count: int, server: bool = False) -> list:
             raise GalleryError(f"name must be a non-empty string{' without NUL' if server else ''}, got {name!r}")
     return names
 
+
 def _checked_queries(query, dim: int, k, threshold) -> np.ndarray:
     """``query`` as float32 (D,) or (N, D), with ``k`` and ``threshold`` as ``search`` takes them;
     GalleryError otherwise."""
